@@ -1,0 +1,47 @@
+# nat64kit: `make demo` runs the whole flow, `make test` what CI runs.
+
+GO          ?= go
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2026.2.2
+BIN         := bin
+GOBIN_DIR   := $(shell $(GO) env GOPATH)/bin
+
+.PHONY: all build demo test vet staticcheck unit fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/nat64ctl ./nat64ctl
+	@if [ -f plugin/coredns/main.go ]; then echo "$(GO) build -o $(BIN)/coredns ./plugin/coredns"; $(GO) build -o $(BIN)/coredns ./plugin/coredns; fi
+
+## demo: the whole DNS64 + NAT64 flow on the example configuration.
+demo: build
+	./test/demo.sh
+
+## test: vet, staticcheck, and every test with the race detector. Tests that
+## need root (namespaces, TUN, netlink) skip without it and say so.
+test: vet staticcheck unit
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	@[ -x $(GOBIN_DIR)/staticcheck ] || $(GO) install $(STATICCHECK)
+	$(GOBIN_DIR)/staticcheck ./...
+
+unit:
+	$(GO) test -race -timeout 25m ./...
+
+## fuzz: a short run of every fuzz target (their seeds run in `make test`).
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime 20s $$pkg || exit 1; \
+	  done; \
+	done
+
+## bench: the Go benchmarks.
+bench:
+	$(GO) test -run XXX -bench . -benchmem ./...
+
+clean:
+	rm -rf $(BIN)

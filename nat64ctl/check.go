@@ -1,0 +1,151 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nat64kit/nat64kit/nat64conf"
+	"github.com/nat64kit/nat64kit/nat64ctl/corefile"
+)
+
+// CheckResult is what `check --json` prints.
+type CheckResult struct {
+	Config     string            `json:"config"`
+	Corefile   string            `json:"corefile,omitempty"`
+	OK         bool              `json:"ok"`
+	Instances  []InstanceSummary `json:"instances,omitempty"`
+	DNS64      []DNS64Summary    `json:"dns64,omitempty"`
+	Errors     []string          `json:"errors,omitempty"`
+	Mismatches []string          `json:"mismatches,omitempty"`
+}
+
+// InstanceSummary is one instance as check reports it.
+type InstanceSummary struct {
+	Name    string   `json:"name"`
+	Prefix  string   `json:"prefix"`
+	Pool4   []string `json:"pool4"`
+	Weight  int      `json:"weight"`
+	Control string   `json:"control,omitempty"`
+	Static  int      `json:"static_bib_entries"`
+}
+
+// DNS64Summary is one dns64 directive of the Corefile.
+type DNS64Summary struct {
+	Where    string   `json:"where"`
+	Prefixes []string `json:"prefixes"`
+}
+
+func checkCmd() *command {
+	fs := newFlags("check")
+	config := fs.String("c", defaultConfig, "nat64.toml to validate")
+	core := fs.String("corefile", "", "also check that this Corefile's dns64 prefixes and the instances' prefixes agree")
+	c := &command{
+		name:  "check",
+		usage: "nat64ctl check [-c nat64.toml] [--corefile FILE] [--json]",
+		short: "validate nat64.toml; prove the dns64 and NAT64 prefixes agree",
+		long: `check validates nat64.toml and, with --corefile, reads the dns64 directives
+of a Corefile (prefixes given inline, with "prefix", or through "instances FILE")
+and fails when DNS64 synthesizes with a prefix that no NAT64 instance owns, or an
+instance's prefix is used by no dns64 block. Exit status 0: all agree; 1: a
+problem was found (each named with file and line); 2: usage error.`,
+		flags:   fs,
+		maxArgs: 0,
+	}
+	c.exec = func(e *env, _ []string) error {
+		res := CheckResult{Config: *config, Corefile: *core}
+		cfg, err := nat64conf.Load(*config)
+		if err != nil {
+			res.Errors = errorLines(err)
+		} else {
+			for i := range cfg.Instances {
+				res.Instances = append(res.Instances, summarize(&cfg.Instances[i]))
+			}
+		}
+		if *core != "" && cfg != nil {
+			dirs, err := corefile.Read(*core)
+			if err != nil {
+				res.Errors = append(res.Errors, errorLines(err)...)
+			} else {
+				for _, d := range dirs {
+					s := DNS64Summary{Where: d.Where}
+					for _, u := range d.Uses {
+						s.Prefixes = append(s.Prefixes, u.Prefix.String())
+					}
+					res.DNS64 = append(res.DNS64, s)
+				}
+				for _, m := range corefile.Compare(cfg, *core, dirs) {
+					res.Mismatches = append(res.Mismatches, m.Message)
+				}
+			}
+		}
+		res.OK = len(res.Errors) == 0 && len(res.Mismatches) == 0
+		if e.json {
+			if err := printJSON(e.stdout, res); err != nil {
+				return err
+			}
+		} else {
+			printCheck(e, &res)
+		}
+		if !res.OK {
+			return problem("check failed: %d error(s), %d mismatch(es)", len(res.Errors), len(res.Mismatches))
+		}
+		return nil
+	}
+	return c.withJSON()
+}
+
+func printCheck(e *env, res *CheckResult) {
+	for _, s := range res.Errors {
+		fmt.Fprintf(e.stderr, "error: %s\n", s)
+	}
+	for _, s := range res.Mismatches {
+		fmt.Fprintf(e.stderr, "mismatch: %s\n", s)
+	}
+	if len(res.Instances) > 0 {
+		fmt.Fprintf(e.stdout, "%s: %d instance(s)\n", res.Config, len(res.Instances))
+		tw := newTable(e.stdout, "NAME", "PREFIX", "POOL4", "WEIGHT", "CONTROL")
+		for _, in := range res.Instances {
+			tw.row(in.Name, in.Prefix, strings.Join(in.Pool4, ","), fmt.Sprint(in.Weight), orDash(in.Control))
+		}
+		tw.flush()
+	}
+	for _, d := range res.DNS64 {
+		fmt.Fprintf(e.stdout, "dns64 at %s synthesizes with %s\n", d.Where, strings.Join(d.Prefixes, ", "))
+	}
+	if res.OK {
+		if res.Corefile != "" {
+			fmt.Fprintln(e.stdout, "ok: every dns64 prefix is owned by a NAT64 instance and every instance's prefix is in use")
+		} else {
+			fmt.Fprintln(e.stdout, "ok")
+		}
+	}
+}
+
+func summarize(in *nat64conf.Instance) InstanceSummary {
+	s := InstanceSummary{Name: in.Name, Prefix: in.Prefix.String(), Weight: in.Weight, Control: in.Control, Static: len(in.Static)}
+	for _, r := range in.Pool4 {
+		s.Pool4 = append(s.Pool4, r.String())
+	}
+	return s
+}
+
+// errorLines splits a config error into one line per problem.
+func errorLines(err error) []string {
+	var es nat64conf.Errors
+	if errors.As(err, &es) {
+		out := make([]string, len(es))
+		for i, e := range es {
+			out[i] = e.Error()
+		}
+		return out
+	}
+	return []string{err.Error()}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
