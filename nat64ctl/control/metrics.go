@@ -1,0 +1,83 @@
+package control
+
+import (
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// collector turns one Stats snapshot per scrape into Prometheus metrics, so
+// the packet path keeps plain counters and pays nothing for Prometheus.
+type collector struct {
+	b Backend
+
+	packets, bytes, drops *prometheus.Desc
+	sessions, bib         *prometheus.Desc
+	portsInUse, ports, up *prometheus.Desc
+	batches               *prometheus.Desc
+}
+
+const namespace = "nat64ctl"
+
+func newCollector(b Backend) *collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, labels, nil)
+	}
+	return &collector{
+		b:          b,
+		packets:    d("packets_translated_total", "Packets translated, by direction (6to4, 4to6) and protocol.", "direction", "proto"),
+		bytes:      d("bytes_translated_total", "Bytes of translated packets as received, by direction and protocol.", "direction", "proto"),
+		drops:      d("drops_total", "Packets dropped, by reason.", "reason"),
+		sessions:   d("sessions", "Sessions in the table, by protocol.", "proto"),
+		bib:        d("bib_entries", "BIB entries, by protocol.", "proto"),
+		portsInUse: d("pool4_ports_in_use", "pool4 transport addresses bound by BIB entries."),
+		ports:      d("pool4_ports", "pool4 transport addresses in all."),
+		up:         d("healthy", "1 while the translator is translating."),
+		batches:    d("tun_batch_size", "Packets per batch read from the TUN device."),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.sessions, c.bib, c.portsInUse, c.ports, c.up, c.batches} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.b.Stats()
+	for k, v := range s.Packets {
+		dir, proto, _ := strings.Cut(k, "/")
+		ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(v), dir, proto)
+	}
+	for k, v := range s.Bytes {
+		dir, proto, _ := strings.Cut(k, "/")
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(v), dir, proto)
+	}
+	for reason, v := range s.Drops {
+		ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(v), reason)
+	}
+	for p, v := range s.Sessions {
+		ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(v), p)
+	}
+	for p, v := range s.BIBEntries {
+		ch <- prometheus.MustNewConstMetric(c.bib, prometheus.GaugeValue, float64(v), p)
+	}
+	ch <- prometheus.MustNewConstMetric(c.portsInUse, prometheus.GaugeValue, float64(s.Pool4PortsInUse))
+	ch <- prometheus.MustNewConstMetric(c.ports, prometheus.GaugeValue, float64(s.Pool4Ports))
+	up := 0.0
+	if s.Healthy {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up)
+	if len(s.BatchBounds) > 0 && len(s.BatchBounds) == len(s.TUNBatches) {
+		// A histogram wants cumulative bucket counts.
+		buckets := make(map[float64]uint64, len(s.BatchBounds))
+		var cum, sum uint64
+		for i, n := range s.TUNBatches {
+			cum += n
+			buckets[float64(s.BatchBounds[i])] = cum
+			sum += n * uint64(s.BatchBounds[i]) // upper bound: the exact sum is not kept
+		}
+		ch <- prometheus.MustNewConstHistogram(c.batches, cum, float64(sum), buckets)
+	}
+}
