@@ -1,0 +1,600 @@
+// Package state is the stateful NAT64 of RFC 6146: the Binding Information
+// Bases and session tables for TCP, UDP and ICMP, pool4 port allocation,
+// the TCP state machine of §3.5.2, filtering, and session expiry.
+//
+// Concurrency. Packet goroutines call Outbound, Inbound and the Lookup
+// methods at once. Sessions are found through two indexes, one keyed by the
+// IPv6-side tuple and one by the IPv4-side tuple, each split into shards
+// with their own RWMutex. A packet of an existing session takes one shard's
+// read lock and updates the session with atomics only (its TCP state and
+// expiry share one word, changed by compare-and-swap). Everything that
+// changes the structure (creating and deleting sessions and BIB entries,
+// pool4, expiry, held SYNs) runs under one writer mutex, Table.mu, and takes
+// a shard's write lock only around its own index edits. So: readers hold
+// one shard lock and never wait while holding it; the writer holds mu and
+// at most shard write locks; there is no lock-order cycle.
+package state
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nat64kit/nat64kit/nat64conf"
+)
+
+// Flow6 is a packet seen on the IPv6 side: host X:x to remote IPv4 Z:z (Z
+// already extracted from the prefix). For ICMP queries SrcPort and DstPort
+// are both the identifier.
+type Flow6 struct {
+	Proto   nat64conf.Protocol
+	Src     [16]byte
+	SrcPort uint16
+	Dst     [4]byte
+	DstPort uint16
+}
+
+// Flow4 is a packet seen on the IPv4 side, inbound: remote Z:z to pool4
+// T:t. For ICMP SrcPort and DstPort are both the identifier.
+type Flow4 struct {
+	Proto   nat64conf.Protocol
+	Src     [4]byte
+	SrcPort uint16
+	Dst     [4]byte
+	DstPort uint16
+}
+
+// Result is what the table decided about a packet. Everything but OK means
+// "do not translate"; the names double as drop-counter labels.
+type Result uint8
+
+const (
+	// OK: translate with the returned address and port.
+	OK Result = iota
+	// NoBinding: an IPv4 packet with no BIB entry for its destination
+	// (the pipeline may answer ICMP Port Unreachable, or drop).
+	NoBinding
+	// Filtered: a BIB entry exists but address-dependent filtering
+	// refuses the sender (RFC 6146 §3.5.2.2 / §3.5.1.1): drop.
+	Filtered
+	// PoolExhausted: no pool4 port free for a new mapping; the pipeline
+	// answers ICMPv6 Destination Unreachable.
+	PoolExhausted
+	// SourceLimit: the IPv6 source holds MaxSessionsPerSource sessions.
+	SourceLimit
+	// TableFull: the table holds MaxSessions sessions.
+	TableFull
+	// HeldSYN: an IPv4 SYN stored for simultaneous open; do not send it.
+	HeldSYN
+	// HeldSYNFull: an IPv4 SYN that should be held, but the store is
+	// full: drop.
+	HeldSYNFull
+	// NotSYN: a TCP packet with no session that is not a SYN (RFC 6146
+	// CLOSED state only opens on SYN): drop.
+	NotSYN
+	// BadProtocol: not TCP, UDP or ICMP.
+	BadProtocol
+
+	// NumResults is the number of Result values, for counter arrays.
+	NumResults
+)
+
+var resultNames = [NumResults]string{
+	OK:            "ok",
+	NoBinding:     "no_binding",
+	Filtered:      "filtered",
+	PoolExhausted: "pool_exhausted",
+	SourceLimit:   "source_limit",
+	TableFull:     "table_full",
+	HeldSYN:       "held_syn",
+	HeldSYNFull:   "held_syn_full",
+	NotSYN:        "not_syn",
+	BadProtocol:   "bad_protocol",
+}
+
+func (r Result) String() string {
+	if r < NumResults {
+		return resultNames[r]
+	}
+	return "unknown"
+}
+
+// TCP flag bits of the raw flags byte.
+const (
+	FlagFIN = 0x01
+	FlagSYN = 0x02
+	FlagRST = 0x04
+	FlagACK = 0x10
+)
+
+// Options are knobs that nat64conf does not carry. The zero value gives
+// the defaults.
+type Options struct {
+	// Shards per session index, rounded up to a power of two
+	// (default 64).
+	Shards int
+	// MaxHeldSYNs bounds the IPv4 SYNs stored for simultaneous open
+	// (default 256); HeldSYNBytes is the room kept for each (default 548,
+	// what an ICMPv4 error may quote: 576 - 28). Longer packets are
+	// stored truncated. The store is allocated once, in New.
+	MaxHeldSYNs  int
+	HeldSYNBytes int
+	// IncomingSYNTimeout is TCP_INCOMING_SYN: how long a held SYN and a
+	// session in V4 INIT live (default and RFC 6146 minimum 6 s).
+	IncomingSYNTimeout time.Duration
+	// ExpireBudget bounds the sessions one Expire call examines, so a
+	// mass expiry cannot stall session creation (default 262144); the
+	// rest waits for the next call.
+	ExpireBudget int
+	// Secret keys the hashes and port randomisation; zero means random.
+	Secret [32]byte
+	// OnMapping, when set, is called for every BIB entry and session
+	// created or removed (RFC 6888 mapping logs), synchronously, with the
+	// table's writer lock held: it must be quick and must not call the
+	// Table. The event is only valid during the call.
+	OnMapping func(*MappingEvent)
+}
+
+// The defaults of Options.
+const (
+	DefaultShards             = 64
+	DefaultMaxHeldSYNs        = 256
+	DefaultHeldSYNBytes       = 576 - 28
+	DefaultIncomingSYNTimeout = 6 * time.Second
+	DefaultExpireBudget       = 1 << 18
+
+	// MaxCapacity is the most sessions a Table can be configured for.
+	MaxCapacity = 1 << 26
+)
+
+// params are the settings the packet path reads; Reconfigure swaps them
+// whole.
+type params struct {
+	udp, icmp, tcpEst, tcpTrans, tcpSyn int64
+	eif                                 bool
+	maxSessions, maxPerSource           int
+	prefix                              nat64conf.Prefix
+}
+
+const (
+	nilRef        = ^uint32(0)
+	noSlot        = ^uint32(0)
+	maxChunkShift = 12 // slabs grow by up to 4096 entries at a time
+	minChunkShift = 5
+	refreshSlop   = 1 << 20 // ns; a refresh moving expiry by less is not written
+)
+
+// session is one session table entry, 64 bytes. The tuple fields never
+// change while the session is indexed; word is the only field the packet
+// path writes; the rest belong to the writer.
+type session struct {
+	src6  [16]byte // X
+	rem4  [4]byte  // Z
+	pool4 [4]byte  // T
+	sport uint16   // x
+	rport uint16   // z; 0 for ICMP (the identifier is x on one side, t on the other)
+	pport uint16   // t
+	proto nat64conf.Protocol
+	_     uint8
+	word  atomic.Uint64 // expiry rounded up to 16 ns, TCP state in the low 4 bits
+	bib   uint32
+	wprev uint32 // timer wheel list
+	wnext uint32
+	bprev uint32 // the BIB entry's session list
+	bnext uint32
+	wslot uint32
+}
+
+// bibEntry is one BIB entry (RFC 6146 §3.1).
+type bibEntry struct {
+	src6   [16]byte
+	pool4  [4]byte
+	sport  uint16
+	pport  uint16
+	proto  nat64conf.Protocol
+	static bool
+	head   uint32 // first session; next free entry when unused
+	nsess  uint32
+}
+
+// source is what the table knows of one IPv6 host.
+type source struct {
+	sessions int32
+	bibs     int32
+	addr     [4]byte // the paired pool4 address
+	paired   bool
+}
+
+// shard is one lock domain of a session index, padded to its own cache
+// lines so packet goroutines on different shards do not share them.
+type shard struct {
+	mu      sync.RWMutex
+	ix      index
+	results [NumResults]atomic.Uint64
+	_       [56]byte
+}
+
+// Table is the NAT64 state of one instance.
+type Table struct {
+	hash    hasher
+	params  atomic.Pointer[params]
+	pool    atomic.Pointer[pool]
+	shard6  []shard
+	shard4  []shard
+	shShift uint
+	// sessDir is read by packet goroutines; only replaced with every shard
+	// write-locked, and its elements only set before the sessions in that
+	// chunk are published in an index.
+	sessDir [][]session
+	cshift  uint32 // slab chunk: 1<<cshift entries
+	cmask   uint32
+
+	// The fields above are read on every packet; keep the writer's lock
+	// word off their cache line.
+	_ [64]byte
+
+	mu        sync.Mutex // the writer; guards everything below
+	sessNext  uint32     // next never-used session ref
+	sessFree  uint32     // free list through wnext
+	nsess     int
+	perProto  [3]protoCounts
+	bibDir    [][]bibEntry
+	bibNext   uint32
+	bibFree   uint32
+	bib6      index
+	bib4      index
+	srcs      map[[16]byte]source
+	ports     [3]map[uint32]*portmap
+	portsUsed [3]int
+	alg3      [256]uint16
+	wheel     wheel
+	held      heldStore
+	budget    int
+	onMapping func(*MappingEvent)
+	event     MappingEvent
+	lastNow   int64 // the latest clock reading seen, for events without one
+
+	expireMu sync.Mutex // one Expire at a time
+}
+
+type protoCounts struct {
+	sessions, bibs, statics int
+}
+
+func protoIndex(p nat64conf.Protocol) int {
+	switch p {
+	case nat64conf.TCP:
+		return 0
+	case nat64conf.UDP:
+		return 1
+	case nat64conf.ICMP:
+		return 2
+	}
+	return -1
+}
+
+var protos = [3]nat64conf.Protocol{nat64conf.TCP, nat64conf.UDP, nat64conf.ICMP}
+
+// New builds the table for an instance: pool4, timeouts, filtering,
+// limits and static BIB entries come from in.
+func New(in *nat64conf.Instance, opts Options) (*Table, error) {
+	if opts.Shards <= 0 {
+		opts.Shards = DefaultShards
+	}
+	nsh := 1
+	for nsh < opts.Shards {
+		nsh <<= 1
+	}
+	if nsh > 1<<16 {
+		return nil, errors.New("state: too many shards")
+	}
+	if opts.MaxHeldSYNs <= 0 {
+		opts.MaxHeldSYNs = DefaultMaxHeldSYNs
+	}
+	if opts.HeldSYNBytes <= 0 {
+		opts.HeldSYNBytes = DefaultHeldSYNBytes
+	}
+	if opts.IncomingSYNTimeout <= 0 {
+		opts.IncomingSYNTimeout = DefaultIncomingSYNTimeout
+	}
+	if opts.ExpireBudget <= 0 {
+		opts.ExpireBudget = DefaultExpireBudget
+	}
+	if opts.Secret == ([32]byte{}) {
+		if _, err := rand.Read(opts.Secret[:]); err != nil {
+			return nil, fmt.Errorf("state: secret: %w", err)
+		}
+	}
+	t := &Table{
+		shard6:    make([]shard, nsh),
+		shard4:    make([]shard, nsh),
+		shShift:   uint(64 - log2(nsh)),
+		sessFree:  nilRef,
+		bibFree:   nilRef,
+		srcs:      make(map[[16]byte]source),
+		budget:    opts.ExpireBudget,
+		onMapping: opts.OnMapping,
+	}
+	for i := range t.hash.k {
+		t.hash.k[i] = binary.LittleEndian.Uint64(opts.Secret[i*8:]) | 1
+	}
+	for i := range t.ports {
+		t.ports[i] = make(map[uint32]*portmap)
+	}
+	t.held.init(opts.MaxHeldSYNs, opts.HeldSYNBytes, int64(opts.IncomingSYNTimeout))
+	t.wheel.init()
+	p, pl, err := t.compile(in, int64(opts.IncomingSYNTimeout))
+	if err != nil {
+		return nil, err
+	}
+	t.params.Store(p)
+	t.pool.Store(pl)
+	// Small tables get small slab chunks, big ones 4096-entry chunks.
+	t.cshift = uint32(min(max(log2(p.maxSessions)-3, minChunkShift), maxChunkShift))
+	t.cmask = 1<<t.cshift - 1
+	t.sessDir = make([][]session, t.chunksFor(p.maxSessions))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, s := range in.Static {
+		if err := t.addStaticLocked(s); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+func log2(n int) int {
+	k := 0
+	for 1<<k < n {
+		k++
+	}
+	return k
+}
+
+func (t *Table) chunksFor(sessions int) int { return (sessions + int(t.cmask)) >> t.cshift }
+
+// compile checks an instance and turns it into the table's settings.
+func (t *Table) compile(in *nat64conf.Instance, synTimeout int64) (*params, *pool, error) {
+	if in == nil {
+		return nil, nil, errors.New("state: nil instance")
+	}
+	pl, err := newPool(in.Pool4)
+	if err != nil {
+		return nil, nil, fmt.Errorf("state: %w", err)
+	}
+	to := in.Timeouts
+	p := &params{
+		udp:          int64(orDefault(to.UDP, nat64conf.DefaultUDPTimeout)),
+		icmp:         int64(orDefault(to.ICMP, nat64conf.DefaultICMPTimeout)),
+		tcpEst:       int64(orDefault(to.TCPEstablished, nat64conf.DefaultTCPEstablishedTimeout)),
+		tcpTrans:     int64(orDefault(to.TCPTransitory, nat64conf.DefaultTCPTransitoryTimeout)),
+		tcpSyn:       synTimeout,
+		eif:          in.EndpointIndependentFiltering,
+		maxSessions:  in.MaxSessions,
+		maxPerSource: in.MaxSessionsPerSource,
+		prefix:       in.Prefix,
+	}
+	if p.maxSessions <= 0 {
+		p.maxSessions = nat64conf.DefaultMaxSessions
+	}
+	if p.maxSessions > MaxCapacity {
+		return nil, nil, fmt.Errorf("state: max sessions %d above %d", p.maxSessions, MaxCapacity)
+	}
+	if p.maxPerSource <= 0 {
+		p.maxPerSource = nat64conf.DefaultMaxSessionsPerSource
+	}
+	return p, pl, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// sess returns the session of a ref published in an index.
+func (t *Table) sess(ref uint32) *session {
+	return &t.sessDir[ref>>t.cshift][ref&t.cmask]
+}
+
+func (t *Table) bibAt(ref uint32) *bibEntry {
+	return &t.bibDir[ref>>t.cshift][ref&t.cmask]
+}
+
+// find6 looks a normalized IPv6-side key up in a shard (read-locked by the
+// caller, or any shard when the caller holds t.mu).
+func (t *Table) find6(sh *shard, h uint32, f *Flow6, rport uint16) (uint32, bool) {
+	pos, ok := sh.ix.first(h)
+	for ok {
+		ref := sh.ix.ref(pos)
+		s := t.sess(ref)
+		if s.src6 == f.Src && s.sport == f.SrcPort && s.rem4 == f.Dst && s.rport == rport && s.proto == f.Proto {
+			return ref, true
+		}
+		pos, ok = sh.ix.next(h, pos)
+	}
+	return 0, false
+}
+
+func (t *Table) find4(sh *shard, h uint32, f *Flow4, rport uint16) (uint32, bool) {
+	pos, ok := sh.ix.first(h)
+	for ok {
+		ref := sh.ix.ref(pos)
+		s := t.sess(ref)
+		if s.rem4 == f.Src && s.rport == rport && s.pool4 == f.Dst && s.pport == f.DstPort && s.proto == f.Proto {
+			return ref, true
+		}
+		pos, ok = sh.ix.next(h, pos)
+	}
+	return 0, false
+}
+
+// remotePort6 and remotePort4 normalize the remote port of a key: ICMP
+// sessions are keyed without it, because the identifier differs between
+// the sides (x on IPv6, t on IPv4).
+func remotePort6(f *Flow6) uint16 {
+	if f.Proto == nat64conf.ICMP {
+		return 0
+	}
+	return f.DstPort
+}
+
+func remotePort4(f *Flow4) uint16 {
+	if f.Proto == nat64conf.ICMP {
+		return 0
+	}
+	return f.SrcPort
+}
+
+// Outbound handles a packet from the IPv6 side: it finds or creates the
+// session (and BIB entry), runs the TCP state machine and returns the IPv4
+// source to translate to.
+func (t *Table) Outbound(f *Flow6, tcpFlags uint8, now int64) (src4 [4]byte, srcPort4 uint16, r Result) {
+	if protoIndex(f.Proto) < 0 {
+		t.shard6[0].results[BadProtocol].Add(1)
+		return src4, 0, BadProtocol
+	}
+	rport := remotePort6(f)
+	h := t.hash.key6(uint8(f.Proto), &f.Src, f.SrcPort, f.Dst, rport)
+	sh := &t.shard6[h>>t.shShift]
+	sh.mu.RLock()
+	if ref, ok := t.find6(sh, uint32(h), f, rport); ok {
+		s := t.sess(ref)
+		src4, srcPort4 = s.pool4, s.pport
+		t.touch(s, true, tcpFlags, now)
+		sh.mu.RUnlock()
+		sh.results[OK].Add(1)
+		return src4, srcPort4, OK
+	}
+	sh.mu.RUnlock()
+	if f.Proto == nat64conf.TCP && (tcpFlags&FlagSYN == 0 || tcpFlags&FlagRST != 0) {
+		// Cannot open a session: answer without the writer lock (after a
+		// restart every old connection's packets come this way).
+		sh.results[NotSYN].Add(1)
+		return src4, 0, NotSYN
+	}
+	t.mu.Lock()
+	src4, srcPort4, r = t.outboundLocked(f, rport, h, tcpFlags, now)
+	t.mu.Unlock()
+	sh.results[r].Add(1)
+	return src4, srcPort4, r
+}
+
+// Inbound handles a packet from the IPv4 side addressed to pool4: it finds
+// the session, or creates one when a BIB entry exists and filtering allows,
+// or holds a TCP SYN for simultaneous open (copying pkt).
+func (t *Table) Inbound(f *Flow4, tcpFlags uint8, pkt []byte, now int64) (dst6 [16]byte, dstPort6 uint16, r Result) {
+	if protoIndex(f.Proto) < 0 {
+		t.shard4[0].results[BadProtocol].Add(1)
+		return dst6, 0, BadProtocol
+	}
+	rport := remotePort4(f)
+	h := t.hash.key4(uint8(f.Proto), f.Src, rport, f.Dst, f.DstPort)
+	sh := &t.shard4[h>>t.shShift]
+	sh.mu.RLock()
+	if ref, ok := t.find4(sh, uint32(h), f, rport); ok {
+		s := t.sess(ref)
+		dst6, dstPort6 = s.src6, s.sport
+		t.touch(s, false, tcpFlags, now)
+		sh.mu.RUnlock()
+		sh.results[OK].Add(1)
+		return dst6, dstPort6, OK
+	}
+	sh.mu.RUnlock()
+	t.mu.Lock()
+	dst6, dstPort6, r = t.inboundLocked(f, rport, h, tcpFlags, pkt, now)
+	t.mu.Unlock()
+	sh.results[r].Add(1)
+	return dst6, dstPort6, r
+}
+
+// LookupOutbound finds the session of an IPv6-side tuple without changing
+// anything (for the inner packet of an ICMP error).
+func (t *Table) LookupOutbound(f *Flow6) (src4 [4]byte, srcPort4 uint16, ok bool) {
+	if protoIndex(f.Proto) < 0 {
+		return src4, 0, false
+	}
+	rport := remotePort6(f)
+	h := t.hash.key6(uint8(f.Proto), &f.Src, f.SrcPort, f.Dst, rport)
+	sh := &t.shard6[h>>t.shShift]
+	sh.mu.RLock()
+	ref, ok := t.find6(sh, uint32(h), f, rport)
+	if ok {
+		s := t.sess(ref)
+		src4, srcPort4 = s.pool4, s.pport
+	}
+	sh.mu.RUnlock()
+	return src4, srcPort4, ok
+}
+
+// LookupInbound finds the session of an IPv4-side tuple without changing
+// anything.
+func (t *Table) LookupInbound(f *Flow4) (dst6 [16]byte, dstPort6 uint16, ok bool) {
+	if protoIndex(f.Proto) < 0 {
+		return dst6, 0, false
+	}
+	rport := remotePort4(f)
+	h := t.hash.key4(uint8(f.Proto), f.Src, rport, f.Dst, f.DstPort)
+	sh := &t.shard4[h>>t.shShift]
+	sh.mu.RLock()
+	ref, ok := t.find4(sh, uint32(h), f, rport)
+	if ok {
+		s := t.sess(ref)
+		dst6, dstPort6 = s.src6, s.sport
+	}
+	sh.mu.RUnlock()
+	return dst6, dstPort6, ok
+}
+
+// OwnsIPv4 reports whether a is one of the pool4 addresses.
+func (t *Table) OwnsIPv4(a [4]byte) bool { return t.pool.Load().hasAddr(a) }
+
+// touch refreshes a found session for one packet: only its word changes.
+func (t *Table) touch(s *session, from6 bool, flags uint8, now int64) {
+	p := t.params.Load()
+	switch s.proto {
+	case nat64conf.UDP:
+		refresh(s, now+p.udp)
+	case nat64conf.ICMP:
+		refresh(s, now+p.icmp)
+	case nat64conf.TCP:
+		for {
+			w := s.word.Load()
+			st, exp := TCPState(w&stateMask), wordExpiry(w)
+			nst, nexp := tcpStep(st, exp, from6, flags, now, p)
+			if nst == st && (nexp == exp || (nexp > exp && nexp-exp < refreshSlop)) {
+				return
+			}
+			if s.word.CompareAndSwap(w, packWord(nexp, nst)) {
+				return
+			}
+		}
+	}
+}
+
+func refresh(s *session, exp int64) {
+	w := s.word.Load()
+	if exp-wordExpiry(w) < refreshSlop {
+		return
+	}
+	// A lost race means a concurrent packet refreshed it just as well.
+	s.word.CompareAndSwap(w, packWord(exp, 0))
+}
+
+const stateMask = 0xf
+
+// packWord rounds the expiry up to a multiple of 16 ns, freeing the low
+// bits for the TCP state, so both change in one atomic step.
+func packWord(exp int64, st TCPState) uint64 {
+	if exp < 0 {
+		exp = 0
+	}
+	return uint64(exp+stateMask)&^stateMask | uint64(st)
+}
+
+func wordExpiry(w uint64) int64 { return int64(w &^ stateMask) }

@@ -1,0 +1,68 @@
+package xlat
+
+import (
+	"testing"
+
+	"github.com/nat64kit/nat64kit/nat64ctl/packet"
+)
+
+// hotPackets are the steady-state packets of an established TCP connection
+// and a UDP flow, both directions, on a warm session table.
+func hotPackets(t testing.TB) (*Translator, map[string][]byte) {
+	tr := newTestTranslator(t, nil)
+	ack6 := fillChecksum(ipv6(hostX, serverZ6, 64, packet.ProtoTCP, tcpSeg(portX, portZ, packet.TCPAck, pattern(64)), 0, nil))
+	ack4 := fillChecksum(ipv4(serverZ, pool4, 50, packet.ProtoTCP, 9, true, tcpSeg(portZ, portT, packet.TCPAck, pattern(64))))
+	for _, p := range [][]byte{syn6(), synAck4(), ack6, udp6(16)} {
+		if r, _ := run(tr, p, now0); r != Translated {
+			t.Fatalf("warming: %v", r)
+		}
+	}
+	return tr, map[string][]byte{
+		"tcp6to4": ack6,
+		"tcp4to6": ack4,
+		"udp6to4": udp6(64),
+		"udp4to6": udp4(64, false),
+	}
+}
+
+func TestZeroAllocs(t *testing.T) {
+	tr, pkts := hotPackets(t)
+	buf := make([]byte, 2048)
+	out := NewOutput()
+	for name, p := range pkts {
+		var bad DropReason
+		allocs := testing.AllocsPerRun(1000, func() {
+			copy(buf[64:], p)
+			if r := tr.Process(buf, 64, len(p), now0, out); r != Translated {
+				bad = r
+			}
+		})
+		if bad != Translated {
+			t.Fatalf("%s: dropped: %v", name, bad)
+		}
+		if allocs != 0 {
+			t.Errorf("%s: %v allocations per packet", name, allocs)
+		}
+	}
+}
+
+func benchmarkPacket(b *testing.B, name string) {
+	tr, pkts := hotPackets(b)
+	p := pkts[name]
+	buf := make([]byte, 2048)
+	out := NewOutput()
+	b.SetBytes(int64(len(p)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		copy(buf[64:], p)
+		if r := tr.Process(buf, 64, len(p), now0, out); r != Translated {
+			b.Fatal(r)
+		}
+	}
+}
+
+func BenchmarkTCP6to4(b *testing.B) { benchmarkPacket(b, "tcp6to4") }
+func BenchmarkTCP4to6(b *testing.B) { benchmarkPacket(b, "tcp4to6") }
+func BenchmarkUDP6to4(b *testing.B) { benchmarkPacket(b, "udp6to4") }
+func BenchmarkUDP4to6(b *testing.B) { benchmarkPacket(b, "udp4to6") }
