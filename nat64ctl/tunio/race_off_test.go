@@ -1,0 +1,5 @@
+//go:build !race
+
+package tunio
+
+const raceEnabled = false
