@@ -20,31 +20,7 @@ func bibCmd() *command {
 		maxArgs: 0,
 	}
 	show.exec = func(e *env, _ []string) error {
-		if err := checkProto(*proto); err != nil {
-			return err
-		}
-		c, err := tgt.client()
-		if err != nil {
-			return err
-		}
-		bib, err := c.BIB(context.Background(), *proto)
-		if err != nil {
-			return problem("%v", err)
-		}
-		if e.json {
-			return printJSON(e.stdout, bib)
-		}
-		t := newTable(e.stdout, "PROTO", "IPV6", "IPV4", "KIND", "SESSIONS")
-		for _, b := range bib {
-			kind := "dynamic"
-			if b.Static {
-				kind = "static"
-			}
-			t.row(b.Proto, b.IPv6.String(), b.IPv4.String(), kind, fmt.Sprint(b.Sessions))
-		}
-		t.flush()
-		fmt.Fprintln(e.stdout, plural(len(bib), "entry"))
-		return nil
+		return showList(e, tgt, *proto, (*control.Client).BIB, printBIB)
 	}
 	return &command{
 		name:  "bib",
@@ -52,6 +28,19 @@ func bibCmd() *command {
 		short: "inspect the BIB; add and remove static entries",
 		sub:   []*command{show.withJSON(), staticCmd("add"), staticCmd("remove")},
 	}
+}
+
+func printBIB(e *env, bib []control.BIBEntry) {
+	t := newTable(e.stdout, "PROTO", "IPV6", "IPV4", "KIND", "SESSIONS")
+	for _, b := range bib {
+		kind := "dynamic"
+		if b.Static {
+			kind = "static"
+		}
+		t.row(b.Proto, b.IPv6.String(), b.IPv4.String(), kind, fmt.Sprint(b.Sessions))
+	}
+	t.flush()
+	fmt.Fprintln(e.stdout, plural(len(bib), "entry", "entries"))
 }
 
 // staticCmd is `bib add` or `bib remove`: a static entry of a running

@@ -95,13 +95,18 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
-// Until their issues land, the daemon commands say so instead of pretending.
-func TestNotYetImplemented(t *testing.T) {
-	for _, args := range [][]string{{"run"}, {"route", "show"}, {"route", "sync"}, {"route", "flush"}} {
-		code, out, stderr := nat64ctl(t, args...)
-		if code != exitUsage || out != "" || !strings.Contains(stderr, "not yet implemented") {
-			t.Errorf("%v: status %d, stdout %q, stderr %q", args, code, out, stderr)
-		}
+// A daemon with a bad config says why and stops before touching anything.
+func TestRunRefusesBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "nat64.toml")
+	os.WriteFile(bad, []byte("[[instance]]\nname = \"a\"\nprefix = \"64:ff9b:1::/80\"\npool4 = [\"203.0.113.1/32\"]\n"), 0o644)
+	code, out, stderr := nat64ctl(t, "run", "-c", bad)
+	if code != exitProblem || out != "" || !strings.Contains(stderr, bad+":3: instance[0].prefix") {
+		t.Errorf("status %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	code, _, stderr = nat64ctl(t, "run", "-c", examples(t, "nat64.toml"), "--instance", "nope")
+	if code != exitProblem || !strings.Contains(stderr, `no instance "nope"`) {
+		t.Errorf("unknown instance: status %d, %q", code, stderr)
 	}
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -23,22 +22,7 @@ with the TCP state and the time left before it expires.`,
 		maxArgs: 0,
 	}
 	show.exec = func(e *env, _ []string) error {
-		if err := checkProto(*proto); err != nil {
-			return err
-		}
-		c, err := tgt.client()
-		if err != nil {
-			return err
-		}
-		ss, err := c.Sessions(context.Background(), *proto)
-		if err != nil {
-			return problem("%v", err)
-		}
-		if e.json {
-			return printJSON(e.stdout, ss)
-		}
-		printSessions(e, ss)
-		return nil
+		return showList(e, tgt, *proto, (*control.Client).Sessions, printSessions)
 	}
 	return &command{
 		name:  "session",
@@ -55,5 +39,5 @@ func printSessions(e *env, ss []control.Session) {
 			s.ExpiresIn.Duration().Round(time.Second).String())
 	}
 	t.flush()
-	fmt.Fprintln(e.stdout, plural(len(ss), "session"))
+	fmt.Fprintln(e.stdout, plural(len(ss), "session", "sessions"))
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 
@@ -55,6 +56,27 @@ func pickInstance(cfg *nat64conf.Config, name string) (*nat64conf.Instance, erro
 	return in, nil
 }
 
+// showList is the body of the `show` commands: one list read from the
+// control API, printed as JSON or as the command's table.
+func showList[T any](e *env, tgt target, proto string, get func(*control.Client, context.Context, string) ([]T, error), print func(*env, []T)) error {
+	if err := checkProto(proto); err != nil {
+		return err
+	}
+	c, err := tgt.client()
+	if err != nil {
+		return err
+	}
+	list, err := get(c, context.Background(), proto)
+	if err != nil {
+		return problem("%v", err)
+	}
+	if e.json {
+		return printJSON(e.stdout, list)
+	}
+	print(e, list)
+	return nil
+}
+
 func checkProto(p string) error {
 	switch p {
 	case "", "tcp", "udp", "icmp":
@@ -63,9 +85,9 @@ func checkProto(p string) error {
 	return usageErr("--proto %q: want tcp, udp or icmp", p)
 }
 
-func plural(n int, word string) string {
+func plural(n int, one, many string) string {
 	if n == 1 {
-		return fmt.Sprintf("%d %s", n, word)
+		return fmt.Sprintf("%d %s", n, one)
 	}
-	return fmt.Sprintf("%d %ss", n, word)
+	return fmt.Sprintf("%d %s", n, many)
 }

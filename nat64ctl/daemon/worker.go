@@ -1,0 +1,188 @@
+package daemon
+
+import (
+	"errors"
+	"log/slog"
+	"sync"
+
+	"github.com/nat64kit/nat64kit/nat64ctl/tunio"
+	"github.com/nat64kit/nat64kit/nat64ctl/xlat"
+)
+
+// batchBounds are the upper bounds of the TUN batch-size histogram.
+var batchBounds = [numBuckets]int{1, 2, 4, 8, 16, 32, 64, 128}
+
+const numBuckets = 8
+
+// worker owns one TUN queue: it reads a batch, translates every packet in
+// place, and writes the batch back. Nothing on this path allocates: the
+// batch, the Output and the spare buffers are made once, in newWorker.
+type worker struct {
+	dev   tunio.Device
+	tr    *xlat.Translator
+	batch *tunio.Batch
+	out   *xlat.Output
+	clock func() int64
+	log   *slog.Logger
+
+	// spares hold packets the translator built in its own arena (ICMP
+	// errors, IPv6 fragments), copied behind WriteOffset bytes of headroom
+	// so the TUN can prepend its virtio-net header.
+	spares    [][]byte
+	nextSpare int
+
+	batches [numBuckets]uint64 // by batchBounds
+
+	// writeMu serializes writes to dev: the worker's batches and the
+	// expiry's ICMP errors (a Device takes one writer at a time).
+	writeMu  sync.Mutex
+	oneWrite [1][]byte
+	oneBuf   []byte
+
+	// mu guards published, the counters other goroutines read; the worker
+	// copies its own into it once per batch.
+	mu        sync.Mutex
+	published xlat.Counters
+	pubBatch  [numBuckets]uint64
+}
+
+func newWorker(dev tunio.Device, tr *xlat.Translator, spareSize int, clock func() int64, log *slog.Logger) *worker {
+	w := &worker{
+		dev:   dev,
+		tr:    tr,
+		batch: tunio.NewBatch(dev.BatchSize()),
+		out:   xlat.NewOutput(),
+		clock: clock,
+		log:   log,
+	}
+	// Enough for one full Output (the fragments of a 64 KiB datagram);
+	// when a batch needs more, the worker flushes early.
+	block := make([]byte, xlat.MaxPackets*spareSize)
+	for i := 0; i < xlat.MaxPackets; i++ {
+		w.spares = append(w.spares, block[i*spareSize:(i+1)*spareSize:(i+1)*spareSize])
+	}
+	return w
+}
+
+// run reads until the device is closed.
+func (w *worker) run() {
+	for {
+		n, err := w.batch.Read(w.dev)
+		if err != nil {
+			if errors.Is(err, tunio.ErrClosed) {
+				return
+			}
+			// A read error loses at most this batch (e.g. a GSO packet
+			// with more segments than buffers); keep serving.
+			w.log.Warn("tun read", "err", err)
+			continue
+		}
+		w.handle(n)
+	}
+}
+
+// handle translates the n packets of the last read and writes the result.
+func (w *worker) handle(n int) {
+	now := w.clock()
+	w.batches[bucket(n)]++
+	for i := 0; i < n; i++ {
+		buf := w.batch.Bufs[i]
+		w.tr.Process(buf, tunio.Offset, w.batch.Sizes[i], now, w.out)
+		for _, p := range w.out.List() {
+			w.queue(buf, p)
+		}
+	}
+	w.flush()
+	w.publish()
+}
+
+// queue puts one output packet on the write list: in place when it lies in
+// the read buffer, else through a spare buffer.
+func (w *worker) queue(buf, p []byte) {
+	if start, ok := offsetIn(buf, p); ok && start >= tunio.WriteOffset {
+		w.batch.Queue(buf, start, start+len(p))
+		return
+	}
+	if w.nextSpare == len(w.spares) || len(p)+tunio.WriteOffset > cap(w.spares[0]) {
+		if len(p)+tunio.WriteOffset > cap(w.spares[0]) {
+			w.tr.Counters.Drops[xlat.OutputFull]++
+			return
+		}
+		w.flush()
+	}
+	s := w.spares[w.nextSpare]
+	w.nextSpare++
+	copy(s[tunio.WriteOffset:], p)
+	w.batch.QueueExact(s, tunio.WriteOffset, tunio.WriteOffset+len(p))
+}
+
+func (w *worker) flush() {
+	if w.batch.Queued() > 0 {
+		w.writeMu.Lock()
+		_, err := w.batch.Flush(w.dev)
+		w.writeMu.Unlock()
+		if err != nil && !errors.Is(err, tunio.ErrClosed) {
+			// The kernel refuses single packets (e.g. no route back);
+			// the others were written.
+			w.log.Debug("tun write", "err", err)
+		}
+	}
+	w.nextSpare = 0
+}
+
+// writeOne writes a packet from outside the worker's loop (the expiry's
+// ICMP errors), with the headroom the device needs.
+func (w *worker) writeOne(p []byte) {
+	w.writeMu.Lock()
+	defer w.writeMu.Unlock()
+	if len(p)+tunio.WriteOffset > cap(w.oneBuf) {
+		w.oneBuf = make([]byte, tunio.WriteOffset+len(p))
+	}
+	b := w.oneBuf[:tunio.WriteOffset+len(p)]
+	copy(b[tunio.WriteOffset:], p)
+	w.oneWrite[0] = b
+	if _, err := w.dev.Write(w.oneWrite[:], tunio.WriteOffset); err != nil {
+		w.log.Debug("tun write", "err", err)
+	}
+}
+
+func (w *worker) publish() {
+	w.mu.Lock()
+	w.published = w.tr.Counters
+	w.pubBatch = w.batches
+	w.mu.Unlock()
+}
+
+// snapshot adds the worker's last published counters into c and b.
+func (w *worker) snapshot(c *xlat.Counters, b *[numBuckets]uint64) {
+	w.mu.Lock()
+	c.Add(&w.published)
+	for i := range b {
+		b[i] += w.pubBatch[i]
+	}
+	w.mu.Unlock()
+}
+
+func bucket(n int) int {
+	for i, b := range batchBounds {
+		if n <= b {
+			return i
+		}
+	}
+	return len(batchBounds) - 1
+}
+
+// offsetIn returns where p starts inside buf when p is a sub-slice of buf
+// reaching to buf's capacity (how the translator slices a packet it
+// rewrote in place).
+func offsetIn(buf, p []byte) (int, bool) {
+	if cap(p) == 0 || cap(p) > cap(buf) {
+		return 0, false
+	}
+	start := cap(buf) - cap(p)
+	full := buf[:cap(buf)]
+	if &full[start] != &p[:1][0] {
+		return 0, false
+	}
+	return start, true
+}

@@ -1,0 +1,436 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nat64kit/nat64kit/nat64ctl/control"
+	"github.com/nat64kit/nat64kit/test/netns"
+)
+
+// These tests run the real `nat64ctl run` in a translator namespace
+// between an IPv6-only client and an IPv4-only server (test/netns), with
+// the kernels' own stacks at both ends and real clients (ping, curl).
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// nat64ctlBinary builds this command once per test run.
+func nat64ctlBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "nat64ctl-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "nat64ctl")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+const (
+	testPrefix  = "64:ff9b:1::/96"
+	testPool4   = "203.0.113.1"
+	controlPort = 9164 // inside the translator namespace's own loopback
+)
+
+// synthesized is the IPv6 address the client uses for an IPv4 server.
+func synthesized(v4 netip.Addr) netip.Addr {
+	a := netip.MustParseAddr("64:ff9b:1::").As16()
+	b := v4.As4()
+	copy(a[12:], b[:])
+	return netip.AddrFrom16(a)
+}
+
+type translator struct {
+	tp   *netns.Topology
+	bin  string
+	cfg  string
+	proc *netns.Process
+}
+
+func writeRunConfig(t *testing.T, extra string) string {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "nat64.toml")
+	body := fmt.Sprintf("[[instance]]\nname = \"nat64-t\"\nprefix = %q\npool4 = [\"%s/32\"]\ncontrol = \"127.0.0.1:%d\"\n%s",
+		testPrefix, testPool4, controlPort, extra)
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// startTranslator runs nat64ctl in the translator namespace and waits for
+// its /healthz.
+func startTranslator(t *testing.T, tp *netns.Topology, cfg string, args ...string) *translator {
+	t.Helper()
+	x := &translator{tp: tp, bin: nat64ctlBinary(t), cfg: cfg}
+	x.proc = tp.Translator.Start(append([]string{x.bin, "run", "-c", cfg, "--queues", "2"}, args...)...)
+	netns.WaitFor(t, 10*time.Second, "nat64ctl /healthz", func() error {
+		select {
+		case <-x.proc.Done():
+			return fmt.Errorf("nat64ctl exited: %v\n%s", x.proc.Err(), x.proc.Output())
+		default:
+		}
+		_, err := x.ctl(context.Background(), "stats")
+		return err
+	})
+	return x
+}
+
+// ctl runs a nat64ctl client command inside the translator namespace.
+func (x *translator) ctl(ctx context.Context, args ...string) (string, error) {
+	return x.tp.Translator.Exec(ctx, append([]string{x.bin}, append(args, "-c", x.cfg)...)...)
+}
+
+// serveHTTP answers every request on the server with the peer address the
+// server saw and the number of body bytes it read.
+func serveHTTP(t *testing.T, ns *netns.NS, addr string) {
+	t.Helper()
+	var ln net.Listener
+	if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp4", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "%s %d", r.RemoteAddr, n)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+}
+
+// serveUDPEcho echoes datagrams on the server.
+func serveUDPEcho(t *testing.T, ns *netns.NS, addr string) {
+	t.Helper()
+	var pc net.PacketConn
+	if err := ns.Do(func() (err error) { pc, err = net.ListenPacket("udp4", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		buf := make([]byte, 65535)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(buf[:n], from)
+		}
+	}()
+	t.Cleanup(func() { pc.Close() })
+}
+
+func TestRunTranslatesInNamespaces(t *testing.T) {
+	netns.RequireRoot(t)
+	netns.RequireCommand(t, "curl", "curl")
+	netns.RequireCommand(t, "ping", "iputils-ping")
+	tp := netns.NewTopology(t)
+	x := startTranslator(t, tp, writeRunConfig(t, ""))
+	server := synthesized(tp.ServerAddr)
+	serveHTTP(t, tp.Server, tp.ServerAddr.String()+":8080")
+	serveUDPEcho(t, tp.Server, tp.ServerAddr.String()+":7007")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	t.Run("ping", func(t *testing.T) {
+		if err := tp.Client.Ping(server, 3); err != nil {
+			t.Error(err)
+		}
+	})
+
+	t.Run("tcp", func(t *testing.T) {
+		out, err := tp.Client.Exec(ctx, "curl", "-sS", "--max-time", "10", "-g", fmt.Sprintf("http://[%s]:8080/", server))
+		if err != nil || !strings.HasPrefix(out, testPool4+":") {
+			t.Errorf("curl: %v: %q (want the server to see the pool4 address)", err, out)
+		}
+	})
+
+	t.Run("udp", func(t *testing.T) {
+		var reply []byte
+		err := tp.Client.Do(func() error {
+			c, err := net.Dial("udp6", netip.AddrPortFrom(server, 7007).String())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			for try := 0; try < 3 && reply == nil; try++ {
+				c.Write([]byte("echo me"))
+				c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				buf := make([]byte, 100)
+				if n, err := c.Read(buf); err == nil {
+					reply = buf[:n]
+				}
+			}
+			return nil
+		})
+		if err != nil || string(reply) != "echo me" {
+			t.Errorf("%v: %q", err, reply)
+		}
+	})
+
+	// The server's kernel answers a closed port with ICMP Port
+	// Unreachable; translated, the client's connected socket sees
+	// ECONNREFUSED.
+	t.Run("port unreachable", func(t *testing.T) {
+		var got error
+		tp.Client.Do(func() error {
+			c, err := net.Dial("udp6", netip.AddrPortFrom(server, 9).String())
+			if err != nil {
+				got = err
+				return nil
+			}
+			defer c.Close()
+			for try := 0; try < 3; try++ {
+				c.Write([]byte("anyone?"))
+				c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				_, got = c.Read(make([]byte, 10))
+				if errors.Is(got, syscall.ECONNREFUSED) {
+					return nil
+				}
+			}
+			return nil
+		})
+		if !errors.Is(got, syscall.ECONNREFUSED) {
+			t.Errorf("want ECONNREFUSED, got %v", got)
+		}
+	})
+
+	// A 1300-byte IPv4 link: the translated 1500-byte segments need
+	// Fragmentation Needed -> Packet Too Big, and the upload completes.
+	t.Run("pmtud", func(t *testing.T) {
+		tp.Translator.MustExec("ip", "link", "set", tp.TranslatorV4Link, "mtu", "1300")
+		tp.Server.MustExec("ip", "link", "set", tp.ServerLink, "mtu", "1300")
+		defer tp.Translator.MustExec("ip", "link", "set", tp.TranslatorV4Link, "mtu", "1500")
+		defer tp.Server.MustExec("ip", "link", "set", tp.ServerLink, "mtu", "1500")
+		body := filepath.Join(t.TempDir(), "body")
+		os.WriteFile(body, bytes.Repeat([]byte("nat64kit "), 200000/9), 0o644)
+		out, err := tp.Client.Exec(ctx, "curl", "-sS", "--max-time", "20", "--data-binary", "@"+body, "-g", fmt.Sprintf("http://[%s]:8080/", server))
+		if err != nil || !strings.HasSuffix(out, fmt.Sprintf(" %d", 200000/9*9)) {
+			t.Errorf("upload across a 1300-byte link: %v: %q", err, out)
+		}
+	})
+
+	t.Run("session show", func(t *testing.T) {
+		out, err := x.ctl(ctx, "session", "show", "--json")
+		var ss []control.Session
+		if err != nil || json.Unmarshal([]byte(out), &ss) != nil {
+			t.Fatalf("%v: %q", err, out)
+		}
+		seen := map[string]bool{}
+		for _, s := range ss {
+			if s.IPv6Src.Addr() != tp.ClientAddr || s.IPv4Src.Addr() != netip.MustParseAddr(testPool4) || s.IPv4Dst.Addr() != tp.ServerAddr {
+				t.Errorf("session %+v", s)
+			}
+			seen[s.Proto] = true
+		}
+		if !seen["tcp"] || !seen["udp"] || !seen["icmp"] {
+			t.Errorf("want tcp, udp and icmp sessions, got %v", seen)
+		}
+		table, err := x.ctl(ctx, "session", "show", "--proto", "tcp")
+		if err != nil || !strings.Contains(table, fmt.Sprintf("[%s]:8080", server)) {
+			t.Errorf("table: %v\n%s", err, table)
+		}
+	})
+
+	t.Run("stats", func(t *testing.T) {
+		out, err := x.ctl(ctx, "stats", "--json")
+		var st control.Stats
+		if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.Packets["6to4/tcp"] == 0 || st.Packets["4to6/tcp"] == 0 || st.Packets["4to6/icmp"] == 0 {
+			t.Errorf("%v: %+v", err, st)
+		}
+	})
+
+	// SIGTERM removes what the daemon installed.
+	if err := x.proc.Stop(); err != nil {
+		t.Errorf("exit: %v\n%s", err, x.proc.Output())
+	}
+	if out := tp.Translator.MustExec("ip", "route", "show", "proto", "64"); strings.TrimSpace(out) != "" {
+		t.Errorf("IPv4 routes left after SIGTERM: %q", out)
+	}
+	if out := tp.Translator.MustExec("ip", "-6", "route", "show", "proto", "64"); strings.TrimSpace(out) != "" {
+		t.Errorf("IPv6 routes left after SIGTERM: %q", out)
+	}
+}
+
+// routesOf lists the routes through the TUN device, both families, less
+// the kernel's own link-local route and the carrier flag (a TUN nobody
+// holds open is "linkdown").
+func routesOf(ns *netns.NS, dev string) string {
+	var out []string
+	for _, family := range []string{"-4", "-6"} {
+		for _, line := range strings.Split(ns.MustExec("ip", family, "route", "show", "dev", dev), "\n") {
+			line = strings.TrimSpace(strings.ReplaceAll(line, " linkdown", ""))
+			if line != "" && !strings.Contains(line, "proto kernel") {
+				out = append(out, line)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// A crash (SIGKILL) leaves routes on a persistent TUN; the next start
+// repairs them, and nothing of another owner is touched at any point.
+func TestRunRepairsAfterCrash(t *testing.T) {
+	netns.RequireRoot(t)
+	tp := netns.NewTopology(t)
+	ns := tp.Translator
+	ns.MustExec("ip", "tuntap", "add", "dev", "nat64-t", "mode", "tun", "multi_queue", "vnet_hdr")
+	ns.MustExec("ip", "link", "set", "nat64-t", "up")
+	// Leftovers of an older configuration (ours) and a route of another owner.
+	ns.MustExec("ip", "-6", "route", "add", "2001:db8:dead::/96", "dev", "nat64-t", "proto", "64")
+	ns.MustExec("ip", "route", "add", "192.0.2.0/24", "dev", "nat64-t", "proto", "static")
+	cfg := writeRunConfig(t, "")
+
+	x := startTranslator(t, tp, cfg)
+	want := routesOf(ns, "nat64-t")
+	if strings.Contains(want, "2001:db8:dead::") || !strings.Contains(want, "192.0.2.0/24") ||
+		!strings.Contains(want, "64:ff9b:1::/96") || !strings.Contains(want, "203.0.113.1") {
+		t.Fatalf("after start:\n%s", want)
+	}
+
+	syscall.Kill(x.proc.PID(), syscall.SIGKILL)
+	<-x.proc.Done()
+	if got := routesOf(ns, "nat64-t"); got != want {
+		t.Errorf("a crash should leave the routes of the persistent device:\n%s\nwant\n%s", got, want)
+	}
+	// Damage what was left: one route gone, one stale added.
+	ns.MustExec("ip", "-6", "route", "del", "64:ff9b:1::/96", "dev", "nat64-t")
+	ns.MustExec("ip", "route", "add", "198.18.0.0/15", "dev", "nat64-t", "proto", "64")
+	ctx := context.Background()
+	show, err := x.ctl(ctx, "route", "show")
+	if err != nil || !strings.Contains(show, "64:ff9b:1::/96") || !strings.Contains(show, "MISSING") ||
+		!strings.Contains(show, "198.18.0.0/15") || !strings.Contains(show, "LEFTOVER") || !strings.Contains(show, "out of sync") {
+		t.Errorf("route show after the damage: %v\n%s", err, show)
+	}
+
+	// A restart repairs it, as `route sync` would.
+	x = startTranslator(t, tp, cfg, "--keep-routes")
+	if got := routesOf(ns, "nat64-t"); got != want {
+		t.Errorf("restart did not repair:\n%s\nwant\n%s", got, want)
+	}
+	if err := tp.Client.Ping(synthesized(tp.ServerAddr), 3); err != nil {
+		t.Errorf("after repair: %v", err)
+	}
+	if out, err := x.ctl(ctx, "route", "show"); err != nil || !strings.Contains(out, "in sync") {
+		t.Errorf("route show: %v\n%s", err, out)
+	}
+
+	// --keep-routes: SIGTERM leaves them; `route flush` removes only ours.
+	x.proc.Stop()
+	if got := routesOf(ns, "nat64-t"); got != want {
+		t.Errorf("--keep-routes removed routes:\n%s", got)
+	}
+	if out, err := x.ctl(ctx, "route", "flush"); err != nil || !strings.Contains(out, "64:ff9b:1::/96") {
+		t.Errorf("route flush: %v\n%s", err, out)
+	}
+	if got := routesOf(ns, "nat64-t"); got != "192.0.2.0/24 proto static scope link" {
+		t.Errorf("after flush only the foreign route may stay, got:\n%s", got)
+	}
+	if out, err := x.ctl(ctx, "route", "sync"); err != nil || routesOf(ns, "nat64-t") != want {
+		t.Errorf("route sync: %v\n%s\n%s", err, out, routesOf(ns, "nat64-t"))
+	}
+	x.ctl(ctx, "route", "flush")
+}
+
+// A long-lived TCP connection survives a SIGHUP reload.
+func TestRunReloadKeepsConnections(t *testing.T) {
+	netns.RequireRoot(t)
+	tp := netns.NewTopology(t)
+	cfg := writeRunConfig(t, "")
+	x := startTranslator(t, tp, cfg)
+
+	var ln net.Listener
+	if err := tp.Server.Do(func() (err error) { ln, err = net.Listen("tcp4", tp.ServerAddr.String()+":7000"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		io.Copy(c, c) // echo
+		c.Close()
+	}()
+	var conn net.Conn
+	if err := tp.Client.Do(func() (err error) {
+		conn, err = net.DialTimeout("tcp6", netip.AddrPortFrom(synthesized(tp.ServerAddr), 7000).String(), 5*time.Second)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	echo := func(msg string) error {
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := conn.Write([]byte(msg)); err != nil {
+			return err
+		}
+		buf := make([]byte, len(msg))
+		if _, err := io.ReadFull(conn, buf); err != nil {
+			return err
+		}
+		if string(buf) != msg {
+			return fmt.Errorf("echoed %q", buf)
+		}
+		return nil
+	}
+	if err := echo("before"); err != nil {
+		t.Fatal(err)
+	}
+	// An unrelated change: a static BIB entry and a longer UDP timeout.
+	os.WriteFile(cfg, append(must(os.ReadFile(cfg)), []byte("[instance.timeouts]\nudp = \"10m\"\n")...), 0o644)
+	x.proc.Cmd.Process.Signal(syscall.SIGHUP)
+	netns.WaitFor(t, 5*time.Second, "the reload to be logged", func() error {
+		if !strings.Contains(x.proc.Output(), "reloaded") {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if err := echo("after the reload"); err != nil {
+		t.Errorf("connection lost across SIGHUP: %v", err)
+	}
+	// An invalid file is refused; the daemon keeps running.
+	os.WriteFile(cfg, []byte("[[instance]]\nname = \"nat64-t\"\n"), 0o644)
+	x.proc.Cmd.Process.Signal(syscall.SIGHUP)
+	netns.WaitFor(t, 5*time.Second, "the refusal to be logged", func() error {
+		if !strings.Contains(x.proc.Output(), "reload refused") {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if err := echo("after a bad reload"); err != nil {
+		t.Errorf("connection lost after a refused reload: %v", err)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
