@@ -11,9 +11,11 @@ all: build
 
 build:
 	$(GO) build -o $(BIN)/nat64ctl ./nat64ctl
-	@if [ -f plugin/coredns/main.go ]; then echo "$(GO) build -o $(BIN)/coredns ./plugin/coredns"; $(GO) build -o $(BIN)/coredns ./plugin/coredns; fi
+	$(GO) build -o $(BIN)/coredns ./plugin/coredns
+	$(GO) build -o $(BIN)/demoserver ./test/demoserver
 
-## demo: the whole DNS64 + NAT64 flow on the example configuration.
+## demo: the whole DNS64 + NAT64 flow in network namespaces (root), on
+## corefile-examples/.
 demo: build
 	./test/demo.sh
 
@@ -39,9 +41,10 @@ fuzz:
 	  done; \
 	done
 
-## bench: the Go benchmarks.
-bench:
-	$(GO) test -run XXX -bench . -benchmem ./...
+## bench: every side-by-side benchmark in one run (root), written to
+## docs/benchmarks.md.
+bench: build
+	./test/bench/run.sh
 
 clean:
 	rm -rf $(BIN)

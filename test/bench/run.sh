@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# make bench: every side-by-side benchmark in one run, written to
+# docs/benchmarks.md (figures, ratios, the commands) with a plot.
+#   DNS: our coredns vs the stock build's built-in dns64 (test/dns64/bench.sh)
+#   translator: kernel forwarding, TAYGA, nat64ctl (test/bench, iperf3)
+#   Go micro-benchmarks of the packet path, the state table and ServeDNS
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out=docs/benchmarks.md
+mkdir -p docs
+
+need=()
+for p in iperf3 tayga dnsperf; do command -v "$p" >/dev/null 2>&1 || need+=("$p"); done
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "installing ${need[*]}" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+
+echo "== Go benchmarks" >&2
+go test -run '^$' -bench . -benchmem -benchtime 1s ./nat64conf/... ./nat64ctl/packet/ ./nat64ctl/xlat/ ./nat64ctl/state/ ./plugin/dns64/ \
+  | grep -E '^(Benchmark|ok|pkg:)' > "$tmp/go.txt"
+
+echo "== translator side by side" >&2
+NAT64_BENCH=1 BENCH_OUT="$tmp/translator.md" BENCH_SVG="$PWD/docs/translator-bench.svg" \
+  go test -count 1 -timeout 30m -run TestTranslatorSideBySide ./test/bench/ >&2
+
+echo "== dns64 side by side" >&2
+./test/dns64/bench.sh > "$tmp/dns64.md"
+
+{
+  echo "# nat64kit benchmarks"
+  echo
+  echo "Written by \`make bench\` on $(date -u +%Y-%m-%d): $(nproc) CPUs, $(free -g | awk '/^Mem:/{print $2}') GiB,"
+  echo "$(uname -sr), $(go version | cut -d' ' -f3). Every comparison ran side by side in one run;"
+  echo "ratios are the way to read them (the machine is shared and noisy)."
+  echo
+  cat "$tmp/translator.md"
+  echo
+  echo "![translator throughput per peer](translator-bench.svg)"
+  echo
+  echo "## DNS64, side by side"
+  echo
+  cat "$tmp/dns64.md"
+  echo
+  echo "Command: \`test/dns64/bench.sh\`"
+  echo
+  echo "## Go benchmarks"
+  echo
+  echo '```'
+  cat "$tmp/go.txt"
+  echo '```'
+  echo
+  echo "Command: \`go test -run '^\$' -bench . -benchmem ./nat64conf/... ./nat64ctl/packet/ ./nat64ctl/xlat/ ./nat64ctl/state/ ./plugin/dns64/\`"
+} > "$out"
+echo "wrote $out" >&2

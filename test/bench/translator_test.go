@@ -1,0 +1,364 @@
+// Package bench holds the side-by-side benchmarks that need whole programs
+// in network namespaces: the translator (kernel forwarding, TAYGA,
+// nat64ctl) with iperf3. They run under `make bench` (NAT64_BENCH=1) and
+// skip otherwise; figures are reported, never asserted.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nat64kit/nat64kit/test/netns"
+)
+
+const (
+	prefix6  = "2001:db8:64::/96" // TAYGA refuses 64:ff9b::/16 with documentation IPv4
+	server4  = "198.51.100.2"
+	server6  = "2001:db8:2::2"          // the kernel-forwarding ceiling reaches the server natively
+	target6  = "2001:db8:64::c633:6402" // server4 embedded in prefix6
+	duration = 5 * time.Second
+)
+
+func requireBench(t *testing.T) {
+	if os.Getenv("NAT64_BENCH") == "" {
+		t.Skip("side-by-side benchmark: run with NAT64_BENCH=1 (make bench)")
+	}
+	netns.RequireRoot(t)
+	netns.RequireCommand(t, "iperf3", "iperf3")
+}
+
+// path is the three-namespace line every peer is measured on.
+type path struct {
+	client, xlat, server *netns.NS
+	peerName             string
+}
+
+func newPath(t *testing.T) *path {
+	p := &path{client: netns.New(t, "bc"), xlat: netns.New(t, "bx"), server: netns.New(t, "bs")}
+	netns.Veth(t, p.client, "c0", p.xlat, "xc")
+	netns.Veth(t, p.xlat, "xs", p.server, "s0")
+	p.client.AddAddr("c0", "2001:db8:1::2/64")
+	p.xlat.AddAddr("xc", "2001:db8:1::1/64")
+	p.xlat.AddAddr("xs", "198.51.100.1/24")
+	p.xlat.AddAddr("xs", "2001:db8:2::1/64")
+	p.server.AddAddr("s0", server4+"/24")
+	p.server.AddAddr("s0", server6+"/64")
+	p.client.AddRoute("default", "2001:db8:1::1", "c0")
+	p.server.AddRoute("203.0.113.0/24", "198.51.100.1", "s0")
+	p.server.AddRoute("default", "2001:db8:2::1", "s0")
+	p.xlat.Sysctl("net.ipv4.ip_forward", "1")
+	p.xlat.Sysctl("net.ipv6.conf.all.forwarding", "1")
+	return p
+}
+
+type peer struct {
+	name   string
+	target string
+	setup  func(t *testing.T, p *path) *netns.Process
+}
+
+func peers(t *testing.T) []peer {
+	return []peer{
+		{"kernel IPv6 forwarding (ceiling)", server6, func(*testing.T, *path) *netns.Process { return nil }},
+		{"TAYGA " + debianVersion("tayga"), target6, startTayga},
+		{"nat64ctl", target6, startNat64ctl},
+	}
+}
+
+// debianVersion is the installed version of a Debian package.
+func debianVersion(pkg string) string {
+	out, _ := exec.Command("dpkg-query", "-W", "-f", "${Version}", pkg).Output()
+	return strings.TrimSpace(string(out))
+}
+
+func startTayga(t *testing.T, p *path) *netns.Process {
+	netns.RequireCommand(t, "tayga", "tayga")
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "tayga.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`tun-device nat64
+ipv4-addr 203.0.113.254
+ipv6-addr 2001:db8:1::3
+prefix %s
+dynamic-pool 203.0.113.0/25
+data-dir %s
+`, prefix6, dir)), 0o644)
+	p.xlat.MustExec("tayga", "-c", conf, "--mktun")
+	t.Cleanup(func() { p.xlat.Exec(context.Background(), "tayga", "-c", conf, "--rmtun") })
+	p.xlat.MustExec("ip", "link", "set", "nat64", "up")
+	p.xlat.MustExec("ip", "route", "add", "203.0.113.0/24", "dev", "nat64")
+	p.xlat.MustExec("ip", "route", "add", prefix6, "dev", "nat64")
+	proc := p.xlat.Start("tayga", "-c", conf, "-d")
+	procs[p.peerName] = proc
+	return proc
+}
+
+func startNat64ctl(t *testing.T, p *path) *netns.Process {
+	bin := filepath.Join(t.TempDir(), "nat64ctl")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../nat64ctl").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	conf := filepath.Join(t.TempDir(), "nat64.toml")
+	os.WriteFile(conf, []byte(fmt.Sprintf("[[instance]]\nname = \"nat64\"\nprefix = %q\npool4 = [\"203.0.113.0/30\"]\ncontrol = \"127.0.0.1:9164\"\nmax_sessions_per_source = 100000\n", prefix6)), 0o644)
+	proc := p.xlat.Start(bin, "run", "-c", conf)
+	procs[p.peerName] = proc
+	netns.WaitFor(t, 10*time.Second, "nat64ctl", func() error {
+		_, err := p.xlat.Exec(context.Background(), bin, "stats", "--control", "127.0.0.1:9164")
+		return err
+	})
+	return proc
+}
+
+// iperf3Result is the part of `iperf3 -J` read here.
+type iperf3Result struct {
+	End struct {
+		SumReceived struct {
+			BitsPerSecond float64 `json:"bits_per_second"`
+		} `json:"sum_received"`
+		Sum struct {
+			Seconds     float64 `json:"seconds"`
+			Packets     int64   `json:"packets"`
+			LostPackets int64   `json:"lost_packets"`
+		} `json:"sum"`
+	} `json:"end"`
+	Error string `json:"error"`
+}
+
+func iperf(t *testing.T, p *path, target string, args ...string) iperf3Result {
+	ctx, cancel := context.WithTimeout(context.Background(), duration+30*time.Second)
+	defer cancel()
+	all := append([]string{"iperf3", "-J", "-c", target, "-t", fmt.Sprint(int(duration.Seconds()))}, args...)
+	out, err := p.client.Exec(ctx, all...)
+	var r iperf3Result
+	if jerr := json.Unmarshal([]byte(out), &r); jerr != nil || r.Error != "" {
+		t.Errorf("%v: %v %v %s", all, err, jerr, r.Error)
+	}
+	return r
+}
+
+type figures struct {
+	tcp1, tcp4 float64 // Gbit/s
+	udp64      float64 // packets/s received
+	udp1400    float64 // Gbit/s received
+	cpuPerGbit float64 // CPU seconds of the translator process per Gbit (TCP, 1 stream); 0: not a process
+	rssMiB     float64 // translator RSS after the runs
+	sessions   int     // sessions held when rssAtLoad was read (nat64ctl only)
+	rssAtLoad  float64 // MiB
+}
+
+func measure(t *testing.T, pe peer) figures {
+	p := newPath(t)
+	p.peerName = pe.name
+	if proc := pe.setup(t, p); proc != nil {
+		defer proc.Stop()
+	}
+	srv := p.server.Start("iperf3", "-s")
+	defer srv.Stop()
+	netns.WaitFor(t, 10*time.Second, "a first packet through "+pe.name, func() error {
+		return p.client.Ping(netip.MustParseAddr(pe.target), 1)
+	})
+	var f figures
+	pid := 0
+	if proc := procOf(pe); proc != nil {
+		pid = proc.PID()
+	}
+	cpu0 := cpuSeconds(pid)
+	r1 := iperf(t, p, pe.target)
+	f.tcp1 = r1.End.SumReceived.BitsPerSecond / 1e9
+	if pid != 0 && f.tcp1 > 0 {
+		f.cpuPerGbit = (cpuSeconds(pid) - cpu0) / (f.tcp1 * duration.Seconds())
+	}
+	f.tcp4 = iperf(t, p, pe.target, "-P", "4").End.SumReceived.BitsPerSecond / 1e9
+	u := iperf(t, p, pe.target, "-u", "-b", "0", "-l", "64").End.Sum
+	if u.Seconds > 0 {
+		f.udp64 = float64(u.Packets-u.LostPackets) / u.Seconds
+	}
+	u14 := iperf(t, p, pe.target, "-u", "-b", "0", "-l", "1400").End.Sum
+	if u14.Seconds > 0 {
+		f.udp1400 = float64(u14.Packets-u14.LostPackets) * 1400 * 8 / u14.Seconds / 1e9
+	}
+	if pid != 0 {
+		f.rssMiB = rssMiB(pid)
+	}
+	if pe.name == "nat64ctl" {
+		f.sessions, f.rssAtLoad = manySessions(t, p, pid, 100000)
+	}
+	return f
+}
+
+// procOf finds the translator process a peer's setup started.
+var procs = map[string]*netns.Process{}
+
+func procOf(pe peer) *netns.Process { return procs[pe.name] }
+
+// cpuSeconds is the user+system CPU time of a process so far.
+func cpuSeconds(pid int) float64 {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces): utime is the
+	// 14th field of the line, stime the 15th.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	var ut, st float64
+	fmt.Sscan(f[11], &ut)
+	fmt.Sscan(f[12], &st)
+	return (ut + st) / 100 // USER_HZ
+}
+
+func rssMiB(pid int) float64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			var kb float64
+			fmt.Sscan(strings.Fields(l)[1], &kb)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// manySessions opens n UDP sessions through the translator (n distinct
+// source transport addresses, sent through a raw socket so no socket per
+// flow is needed) and returns the session count and the daemon's RSS.
+func manySessions(t *testing.T, p *path, pid, n int) (int, float64) {
+	p.client.AddAddr("c0", "2001:db8:1::3/64")
+	err := p.client.Do(func() error {
+		fd, err := syscall.Socket(syscall.AF_INET6, syscall.SOCK_RAW, syscall.IPPROTO_UDP)
+		if err != nil {
+			return err
+		}
+		defer syscall.Close(fd)
+		// The kernel fills in the UDP checksum at offset 6.
+		if err := syscall.SetsockoptInt(fd, syscall.IPPROTO_IPV6, syscall.IPV6_CHECKSUM, 6); err != nil {
+			return err
+		}
+		dst := &syscall.SockaddrInet6{Addr: netip.MustParseAddr(target6).As16()}
+		pkt := make([]byte, 8+4)
+		for i := 0; i < n; i++ {
+			src := netip.MustParseAddr("2001:db8:1::2")
+			if i >= n/2 {
+				src = netip.MustParseAddr("2001:db8:1::3")
+			}
+			if i == 0 || i == n/2 {
+				if err := syscall.Bind(fd, &syscall.SockaddrInet6{Addr: src.As16()}); err != nil && i == 0 {
+					return err
+				}
+			}
+			port := uint16(1024 + i%(n/2))
+			pkt[0], pkt[1] = byte(port>>8), byte(port)
+			pkt[2], pkt[3] = 0x1b, 0x5f // 7007: nothing listens; ICMP errors come back
+			pkt[4], pkt[5] = 0, 12
+			pkt[6], pkt[7] = 0, 0
+			for syscall.Sendto(fd, pkt, 0, dst) == syscall.ENOBUFS {
+				time.Sleep(time.Millisecond)
+			}
+			if i%2000 == 1999 {
+				time.Sleep(5 * time.Millisecond) // stay within the TUN queue
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("sessions load: %v", err)
+		return 0, 0
+	}
+	time.Sleep(time.Second)
+	out, err := p.xlat.Exec(context.Background(), "curl", "-s", "http://127.0.0.1:9164/api/v1/stats")
+	var st struct {
+		Sessions map[string]int `json:"sessions"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &st) != nil {
+		t.Errorf("stats: %v %s", err, out)
+	}
+	return st.Sessions["udp"], rssMiB(pid)
+}
+
+// TestTranslatorSideBySide measures every peer in one run and writes the
+// table (figures and ratios to TAYGA) to $BENCH_OUT or docs/translator-bench.md.
+func TestTranslatorSideBySide(t *testing.T) {
+	requireBench(t)
+	var rows []string
+	var results []figures
+	ps := peers(t)
+	for _, pe := range ps {
+		f := measure(t, pe)
+		results = append(results, f)
+		t.Logf("%s: TCP %.2f / %.2f Gbit/s (1/4 streams), UDP 64 B %.0f pkt/s, UDP 1400 B %.2f Gbit/s", pe.name, f.tcp1, f.tcp4, f.udp64, f.udp1400)
+	}
+	tayga := results[1]
+	ratio := func(a, b float64) string {
+		if b == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2fx", a/b)
+	}
+	for i, pe := range ps {
+		f := results[i]
+		rows = append(rows, fmt.Sprintf("| %s | %.2f (%s) | %.2f (%s) | %.0f (%s) | %.2f (%s) |", pe.name,
+			f.tcp1, ratio(f.tcp1, tayga.tcp1), f.tcp4, ratio(f.tcp4, tayga.tcp4),
+			f.udp64, ratio(f.udp64, tayga.udp64), f.udp1400, ratio(f.udp1400, tayga.udp1400)))
+	}
+	var procRows []string
+	for i, pe := range ps[1:] {
+		f := results[i+1]
+		load := "-"
+		if f.sessions > 0 {
+			load = fmt.Sprintf("RSS %.0f MiB (%.0f bytes per session over the idle RSS)", f.rssAtLoad, (f.rssAtLoad-f.rssMiB)*1024*1024/float64(f.sessions))
+		}
+		procRows = append(procRows, fmt.Sprintf("| %s | %.2f | %.0f MiB | %s |", pe.name, f.cpuPerGbit, f.rssMiB, load))
+	}
+	report := fmt.Sprintf(`## Translator, side by side (%s)
+
+Machine: %d CPUs, %s/%s. Each peer on a fresh client -> translator -> server
+namespace line (veth), iperf3 for %s per figure; in parentheses the ratio to TAYGA.
+
+| peer | TCP 1 stream Gbit/s | TCP 4 streams Gbit/s | UDP 64 B packets/s received | UDP 1400 B Gbit/s received |
+| --- | --- | --- | --- | --- |
+%s
+
+| translator process | CPU s per Gbit (TCP, 1 stream) | RSS after the runs | nat64ctl with %d UDP sessions |
+| --- | --- | --- | --- |
+%s
+
+Command: `+"`NAT64_BENCH=1 go test -run TestTranslatorSideBySide -v ./test/bench/`"+`
+`, time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, duration, strings.Join(rows, "\n"),
+		results[2].sessions, strings.Join(procRows, "\n"))
+	fmt.Println(report)
+	if svg := os.Getenv("BENCH_SVG"); svg != "" {
+		var names []string
+		var tcp1, tcp4, udp64, udp1400 []float64
+		for i, pe := range ps {
+			names = append(names, pe.name)
+			tcp1, tcp4 = append(tcp1, results[i].tcp1), append(tcp4, results[i].tcp4)
+			udp64, udp1400 = append(udp64, results[i].udp64), append(udp1400, results[i].udp1400)
+		}
+		chart := barChart(names, []panel{
+			{"TCP, 1 stream", "Gbit/s", tcp1}, {"TCP, 4 streams", "Gbit/s", tcp4},
+			{"UDP 64-byte payloads received", "packets/s", udp64}, {"UDP 1400-byte payloads received", "Gbit/s", udp1400},
+		})
+		if err := os.WriteFile(svg, []byte(chart), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+	out := os.Getenv("BENCH_OUT")
+	if out == "" {
+		out = "../../docs/translator-bench.md"
+	}
+	os.MkdirAll(filepath.Dir(out), 0o755)
+	if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
+		t.Error(err)
+	}
+}
