@@ -20,7 +20,8 @@ demo: build
 	./test/demo.sh
 
 ## test: vet, staticcheck, and every test with the race detector. Tests that
-## need root (namespaces, TUN, netlink) skip without it and say so.
+## need root (namespaces, TUN, netlink) skip without it and say so. -count=1:
+## the end-to-end tests build binaries the test cache cannot see.
 test: vet staticcheck unit
 
 vet:
@@ -31,7 +32,7 @@ staticcheck:
 	$(GOBIN_DIR)/staticcheck ./...
 
 unit:
-	$(GO) test -race -timeout 25m ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
 
 ## fuzz: a short run of every fuzz target (their seeds run in `make test`).
 fuzz:
