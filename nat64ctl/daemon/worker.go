@@ -92,8 +92,10 @@ func (w *worker) handle(n int) {
 			w.queue(buf, p)
 		}
 	}
-	w.flush()
+	// Counted before sent: whoever sees a packet of this batch also sees
+	// it in the counters.
 	w.publish()
+	w.flush()
 }
 
 // queue puts one output packet on the write list: in place when it lies in
