@@ -188,22 +188,7 @@ func (t *Translator) icmpError6to4(p []byte, in *packet.Info, z [4]byte, now int
 	}
 	var f state.Flow6
 	f.Src, f.Dst = idst6, iz
-	switch ii.Proto {
-	case packet.ProtoTCP:
-		f.Proto = nat64conf.TCP
-		f.SrcPort, f.DstPort = packet.TCP(innerL4).DstPort(), packet.TCP(innerL4).SrcPort()
-	case packet.ProtoUDP:
-		f.Proto = nat64conf.UDP
-		f.SrcPort, f.DstPort = packet.UDP(innerL4).DstPort(), packet.UDP(innerL4).SrcPort()
-	case packet.ProtoICMPv6:
-		it := packet.ICMPv6(innerL4).Type()
-		if it != packet.ICMPv6EchoRequest && it != packet.ICMPv6EchoReply {
-			return UntranslatableICMP
-		}
-		f.Proto = nat64conf.ICMP
-		f.SrcPort = packet.ICMPv6(innerL4).Ident()
-		f.DstPort = f.SrcPort
-	default:
+	if f.Proto, f.SrcPort, f.DstPort, ok = quotedTuple(ii.Proto, innerL4, packet.ProtoICMPv6); !ok {
 		return UntranslatableICMP
 	}
 	t4, tport, ok := t.tbl.LookupOutbound(&f)
@@ -338,22 +323,7 @@ func (t *Translator) icmpError4to6(p []byte, in *packet.Info, hop uint8, out *Ou
 	}
 	var f state.Flow4
 	f.Src, f.Dst = iz, it4
-	switch ii.Proto {
-	case packet.ProtoTCP:
-		f.Proto = nat64conf.TCP
-		f.SrcPort, f.DstPort = packet.TCP(innerL4).DstPort(), packet.TCP(innerL4).SrcPort()
-	case packet.ProtoUDP:
-		f.Proto = nat64conf.UDP
-		f.SrcPort, f.DstPort = packet.UDP(innerL4).DstPort(), packet.UDP(innerL4).SrcPort()
-	case packet.ProtoICMPv4:
-		it := packet.ICMPv4(innerL4).Type()
-		if it != packet.ICMPv4EchoRequest && it != packet.ICMPv4EchoReply {
-			return UntranslatableICMP
-		}
-		f.Proto = nat64conf.ICMP
-		f.SrcPort = packet.ICMPv4(innerL4).Ident()
-		f.DstPort = f.SrcPort
-	default:
+	if f.Proto, f.SrcPort, f.DstPort, ok = quotedTuple(ii.Proto, innerL4, packet.ProtoICMPv4); !ok {
 		return UntranslatableICMP
 	}
 	x6, xport, ok := t.tbl.LookupInbound(&f)
@@ -545,4 +515,32 @@ func (t *Translator) PortUnreachable(pkt []byte, out *Output) bool {
 	n := out.N
 	t.icmp4Error(pkt[:in.Len], &in, packet.ICMPv4DestUnreach, packet.ICMPv4CodePortUnr, 0, out)
 	return out.N > n
+}
+
+// quotedTuple returns the protocol and ports of a packet quoted in an ICMP
+// error, reversed into the direction of the error itself (the quoted packet
+// travelled the other way). For ICMP only echo is stateful: the identifier
+// stands for both ports. icmpProto is the ICMP of the quoted packet's IP
+// version (ICMPv6 in IPv6, ICMPv4 in IPv4).
+func quotedTuple(proto uint8, l4 []byte, icmpProto uint8) (p nat64conf.Protocol, src, dst uint16, ok bool) {
+	switch proto {
+	case packet.ProtoTCP:
+		return nat64conf.TCP, packet.TCP(l4).DstPort(), packet.TCP(l4).SrcPort(), true
+	case packet.ProtoUDP:
+		return nat64conf.UDP, packet.UDP(l4).DstPort(), packet.UDP(l4).SrcPort(), true
+	case icmpProto:
+		var echo bool
+		var id uint16
+		if icmpProto == packet.ProtoICMPv6 {
+			t := packet.ICMPv6(l4).Type()
+			echo, id = t == packet.ICMPv6EchoRequest || t == packet.ICMPv6EchoReply, packet.ICMPv6(l4).Ident()
+		} else {
+			t := packet.ICMPv4(l4).Type()
+			echo, id = t == packet.ICMPv4EchoRequest || t == packet.ICMPv4EchoReply, packet.ICMPv4(l4).Ident()
+		}
+		if echo {
+			return nat64conf.ICMP, id, id, true
+		}
+	}
+	return 0, 0, 0, false
 }
