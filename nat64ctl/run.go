@@ -17,12 +17,13 @@ func runCmd() *command {
 	instance := fs.String("instance", "", "the instance to run (default: the only one in the file)")
 	keep := fs.Bool("keep-routes", false, "leave routes in place on exit")
 	queues := fs.Int("queues", 0, "TUN queues, one reader each (default: one per CPU)")
+	pipeline := fs.Bool("pipeline", false, "per queue, one goroutine reads and translates while another writes")
 	mapping := fs.Bool("mapping-log", false, "log every BIB entry and session created and removed (RFC 6888)")
 	verbose := fs.Bool("v", false, "debug logging")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until exit (for performance work)")
 	c := &command{
 		name:  "run",
-		usage: "nat64ctl run [-c nat64.toml] [--instance NAME] [--keep-routes] [--queues N] [--mapping-log]",
+		usage: "nat64ctl run [-c nat64.toml] [--instance NAME] [--keep-routes] [--queues N] [--pipeline] [--mapping-log]",
 		short: "run the translator daemon: TUN device, netlink routes, translation",
 		long: `run creates (or adopts) the instance's TUN device, installs its routes through
 netlink (route protocol 64; leftovers of an earlier run are repaired, routes of
@@ -57,6 +58,7 @@ serves /healthz, /metrics and the JSON API.`,
 			Instance:   *instance,
 			KeepRoutes: *keep,
 			Queues:     *queues,
+			Pipeline:   *pipeline,
 			MappingLog: *mapping,
 			Log:        log,
 		})

@@ -35,6 +35,9 @@ type Options struct {
 	// Queues is the number of TUN queues, one reader goroutine each;
 	// 0 means one per CPU.
 	Queues int
+	// Pipeline splits each queue's work over two goroutines: one reads and
+	// translates, one writes (see worker).
+	Pipeline bool
 	// MappingLog logs every BIB entry and session created and removed
 	// (RFC 6888 section 4), for abuse tracing.
 	MappingLog bool
@@ -153,7 +156,7 @@ func Start(opts Options) (d *Daemon, err error) {
 	d.expirer, d.expireOut = xlat.New(in, d.table), xlat.NewOutput()
 	spare := max(in.MTU, nat64conf.MinIPv6MTU) + tunio.WriteOffset + 64
 	for _, dev := range devs {
-		d.workers = append(d.workers, newWorker(dev, xlat.New(in, d.table), spare, d.now, d.log))
+		d.workers = append(d.workers, newWorker(dev, xlat.New(in, d.table), spare, d.now, d.log, opts.Pipeline))
 	}
 
 	if in.Control != "" {

@@ -243,7 +243,8 @@ func TestDaemonStopIsUnhealthy(t *testing.T) {
 	}
 }
 
-// The worker's steady state allocates nothing: read, translate, write.
+// The worker's steady state allocates nothing: read, translate, write;
+// pipelined too, where batches cross to the writer goroutine and back.
 func TestWorkerAllocatesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
@@ -255,17 +256,46 @@ func TestWorkerAllocatesNothing(t *testing.T) {
 	// Drive the worker's batch handling directly, on a batch filled by
 	// hand, so the measurement holds only the packet path.
 	d.Stop()
-	w := d.workers[0]
-	dev := tunio.NewMemory("x", 1500, 16, 1024)
-	w.dev = dev
-	allocs := testing.AllocsPerRun(200, func() {
-		copy(w.batch.Bufs[0][tunio.Offset:], pkt)
-		w.batch.Sizes[0] = len(pkt)
-		w.handle(1)
-		dev.ReadWritten(make([]byte, 0))
-	})
-	if allocs != 0 {
-		t.Errorf("%v allocations per packet", allocs)
+	for _, pipelined := range []bool{false, true} {
+		dev := tunio.NewMemory("x", 1500, 16, 1024)
+		w := newWorker(dev, d.workers[0].tr, 1600, d.now, d.log, pipelined)
+		if pipelined {
+			defer w.startWriter()()
+		}
+		allocs := testing.AllocsPerRun(200, func() {
+			copy(w.slot.batch.Bufs[0][tunio.Offset:], pkt)
+			w.slot.batch.Sizes[0] = len(pkt)
+			w.handle(1)
+			for dev.Pending() > 0 {
+				dev.ReadWritten(make([]byte, 0))
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("pipelined %v: %v allocations per packet", pipelined, allocs)
+		}
+	}
+}
+
+// Pipelined, every packet still comes out translated and in the order it
+// went in.
+func TestDaemonPipelineKeepsOrder(t *testing.T) {
+	_, mem, _ := startMemoryWith(t, "203.0.113.1/32", Options{Pipeline: true, Log: slog.New(slog.DiscardHandler)})
+	const total, burst = 600, 50
+	for sent := 0; sent < total; sent += burst {
+		for i := sent; i < sent+burst; i++ {
+			if err := mem.Inject(udp6(client, synth, fmt.Sprintf("%04d", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := sent; i < sent+burst; i++ {
+			out := next(t, mem)
+			if out[0]>>4 != 4 {
+				t.Fatalf("packet %d not translated to IPv4", i)
+			}
+			if got, want := string(out[28:]), fmt.Sprintf("%04d", i); got != want {
+				t.Fatalf("packet %q came out where %q was expected", got, want)
+			}
+		}
 	}
 }
 

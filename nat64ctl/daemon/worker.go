@@ -16,20 +16,23 @@ const numBuckets = 8
 
 // worker owns one TUN queue: it reads a batch, translates every packet in
 // place, and writes the batch back. Nothing on this path allocates: the
-// batch, the Output and the spare buffers are made once, in newWorker.
+// slots, the Output and the spare buffers are made once, in newWorker.
+//
+// Pipelined, a second goroutine writes one batch while the next is read and
+// translated, so one busy flow can use two cores; the writer takes the
+// batches in order, so a flow's packets are never reordered.
 type worker struct {
 	dev   tunio.Device
 	tr    *xlat.Translator
-	batch *tunio.Batch
 	out   *xlat.Output
 	clock func() int64
 	log   *slog.Logger
 
-	// spares hold packets the translator built in its own arena (ICMP
-	// errors, IPv6 fragments), copied behind WriteOffset bytes of headroom
-	// so the TUN can prepend its virtio-net header.
-	spares    [][]byte
-	nextSpare int
+	// slot is the batch being read and translated.
+	slot *slot
+	// Pipelined only: toWrite takes translated slots to the writer, which
+	// gives them back on written. nil when the worker writes itself.
+	toWrite, written chan *slot
 
 	batches [numBuckets]uint64 // by batchBounds
 
@@ -46,28 +49,57 @@ type worker struct {
 	pubBatch  [numBuckets]uint64
 }
 
-func newWorker(dev tunio.Device, tr *xlat.Translator, spareSize int, clock func() int64, log *slog.Logger) *worker {
+// slot is one batch in flight: the buffers read and translated in place,
+// and the spare buffers holding packets the translator built in its own
+// arena (ICMP errors, IPv6 fragments), copied behind WriteOffset bytes of
+// headroom so the TUN can prepend its virtio-net header.
+type slot struct {
+	batch     *tunio.Batch
+	spares    [][]byte
+	nextSpare int
+}
+
+func newSlot(batchSize, spareSize int) *slot {
+	s := &slot{batch: tunio.NewBatch(batchSize)}
+	// Enough for one full Output (the fragments of a 64 KiB datagram);
+	// when a batch needs more, the worker writes early.
+	block := make([]byte, xlat.MaxPackets*spareSize)
+	for i := 0; i < xlat.MaxPackets; i++ {
+		s.spares = append(s.spares, block[i*spareSize:(i+1)*spareSize:(i+1)*spareSize])
+	}
+	return s
+}
+
+// pipelineSlots is how many batches a pipelined worker has: one being
+// translated, one being written.
+const pipelineSlots = 2
+
+func newWorker(dev tunio.Device, tr *xlat.Translator, spareSize int, clock func() int64, log *slog.Logger, pipelined bool) *worker {
 	w := &worker{
 		dev:   dev,
 		tr:    tr,
-		batch: tunio.NewBatch(dev.BatchSize()),
+		slot:  newSlot(dev.BatchSize(), spareSize),
 		out:   xlat.NewOutput(),
 		clock: clock,
 		log:   log,
 	}
-	// Enough for one full Output (the fragments of a 64 KiB datagram);
-	// when a batch needs more, the worker flushes early.
-	block := make([]byte, xlat.MaxPackets*spareSize)
-	for i := 0; i < xlat.MaxPackets; i++ {
-		w.spares = append(w.spares, block[i*spareSize:(i+1)*spareSize:(i+1)*spareSize])
+	if pipelined {
+		w.toWrite = make(chan *slot)
+		w.written = make(chan *slot, pipelineSlots)
+		for i := 1; i < pipelineSlots; i++ {
+			w.written <- newSlot(dev.BatchSize(), spareSize)
+		}
 	}
 	return w
 }
 
 // run reads until the device is closed.
 func (w *worker) run() {
+	if w.toWrite != nil {
+		defer w.startWriter()()
+	}
 	for {
-		n, err := w.batch.Read(w.dev)
+		n, err := w.slot.batch.Read(w.dev)
 		if err != nil {
 			if errors.Is(err, tunio.ErrClosed) {
 				return
@@ -81,13 +113,30 @@ func (w *worker) run() {
 	}
 }
 
+// startWriter starts a pipelined worker's writer goroutine; the function
+// it returns stops it, once the batches handed over are written.
+func (w *worker) startWriter() (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for s := range w.toWrite {
+			w.write(s)
+			w.written <- s
+		}
+	}()
+	return func() {
+		close(w.toWrite)
+		<-done
+	}
+}
+
 // handle translates the n packets of the last read and writes the result.
 func (w *worker) handle(n int) {
 	now := w.clock()
 	w.batches[bucket(n)]++
 	for i := 0; i < n; i++ {
-		buf := w.batch.Bufs[i]
-		w.tr.Process(buf, tunio.Offset, w.batch.Sizes[i], now, w.out)
+		buf := w.slot.batch.Bufs[i]
+		w.tr.Process(buf, tunio.Offset, w.slot.batch.Sizes[i], now, w.out)
 		for _, p := range w.out.List() {
 			w.queue(buf, p)
 		}
@@ -95,33 +144,56 @@ func (w *worker) handle(n int) {
 	// Counted before sent: whoever sees a packet of this batch also sees
 	// it in the counters.
 	w.publish()
-	w.flush()
+	if w.toWrite == nil {
+		w.write(w.slot)
+		return
+	}
+	w.toWrite <- w.slot
+	w.slot = <-w.written
 }
 
 // queue puts one output packet on the write list: in place when it lies in
 // the read buffer, else through a spare buffer.
 func (w *worker) queue(buf, p []byte) {
+	s := w.slot
 	if start, ok := offsetIn(buf, p); ok && start >= tunio.WriteOffset {
-		w.batch.Queue(buf, start, start+len(p))
+		s.batch.Queue(buf, start, start+len(p))
 		return
 	}
-	if w.nextSpare == len(w.spares) || len(p)+tunio.WriteOffset > cap(w.spares[0]) {
-		if len(p)+tunio.WriteOffset > cap(w.spares[0]) {
-			w.tr.Counters.Drops[xlat.OutputFull]++
-			return
-		}
-		w.flush()
+	if len(p)+tunio.WriteOffset > cap(s.spares[0]) {
+		w.tr.Counters.Drops[xlat.OutputFull]++
+		return
 	}
-	s := w.spares[w.nextSpare]
-	w.nextSpare++
-	copy(s[tunio.WriteOffset:], p)
-	w.batch.QueueExact(s, tunio.WriteOffset, tunio.WriteOffset+len(p))
+	if s.nextSpare == len(s.spares) {
+		w.writeEarly()
+	}
+	sp := s.spares[s.nextSpare]
+	s.nextSpare++
+	copy(sp[tunio.WriteOffset:], p)
+	s.batch.QueueExact(sp, tunio.WriteOffset, tunio.WriteOffset+len(p))
 }
 
-func (w *worker) flush() {
-	if w.batch.Queued() > 0 {
+// writeEarly writes what the current batch has queued so its spares can be
+// reused. Pipelined, it first waits for the writer to finish the batches
+// before it, so the order of packets holds.
+func (w *worker) writeEarly() {
+	if w.toWrite != nil {
+		var idle [pipelineSlots - 1]*slot
+		for i := range idle {
+			idle[i] = <-w.written
+		}
+		for _, s := range idle {
+			w.written <- s
+		}
+	}
+	w.write(w.slot)
+}
+
+// write sends a slot's queued packets to the device and frees its spares.
+func (w *worker) write(s *slot) {
+	if s.batch.Queued() > 0 {
 		w.writeMu.Lock()
-		_, err := w.batch.Flush(w.dev)
+		_, err := s.batch.Flush(w.dev)
 		w.writeMu.Unlock()
 		if err != nil && !errors.Is(err, tunio.ErrClosed) {
 			// The kernel refuses single packets (e.g. no route back);
@@ -129,7 +201,7 @@ func (w *worker) flush() {
 			w.log.Debug("tun write", "err", err)
 		}
 	}
-	w.nextSpare = 0
+	s.nextSpare = 0
 }
 
 // writeOne writes a packet from outside the worker's loop (the expiry's

@@ -1,9 +1,13 @@
 // Package tunio is the translator's packet I/O: a multi-queue Linux TUN
-// device read and written in batches through golang.zx2c4.com/wireguard/tun
-// (virtio-net header offloads: the kernel hands over TCP/UDP super-packets
-// that Read splits, and Write coalesces segments back into super-packets),
+// device with virtio-net header offloads read and written in batches,
 // preallocated buffer batches, and an in-memory Device for tests that do
 // not need the kernel.
+//
+// Read is this package's (read.go): it takes every packet queued, up to a
+// batch, and splits the TCP/UDP super-packets the kernel hands over. Write
+// is golang.zx2c4.com/wireguard/tun's, which coalesces a batch's segments
+// of one flow back into super-packets, so a full batch costs the kernel a
+// few forwarding decisions instead of one per packet.
 //
 // # Buffer contract
 //
@@ -148,7 +152,19 @@ func Open(name string, mtu int, queues int) ([]Device, error) {
 			unix.Close(ctl)
 			return nil, fmt.Errorf("tunio: queue %d of %s: %w", i, name, err)
 		}
-		devs = append(devs, newKernelQueue(d, shared))
+		raw, err := f.SyscallConn()
+		if err != nil {
+			d.Close()
+			for _, d := range devs {
+				d.Close()
+			}
+			for _, f := range files[i+1:] {
+				f.Close()
+			}
+			unix.Close(ctl)
+			return nil, fmt.Errorf("tunio: queue %d of %s: %w", i, name, err)
+		}
+		devs = append(devs, newKernelQueue(d, shared, newReader(raw)))
 	}
 	return devs, nil
 }
@@ -186,6 +202,8 @@ func openQueue(name string, multiQueue bool) (*os.File, error) {
 // device's link watchers, and remembers whether the link is up.
 type kernelQueue struct {
 	tun.Device
+	// reader replaces wireguard's Read, which takes one packet per call.
+	reader    *reader
 	ctl       *sharedControl
 	up        atomic.Bool
 	closed    atomic.Bool
@@ -200,8 +218,8 @@ type sharedControl struct {
 	refs atomic.Int32
 }
 
-func newKernelQueue(d tun.Device, ctl *sharedControl) *kernelQueue {
-	q := &kernelQueue{Device: d, ctl: ctl}
+func newKernelQueue(d tun.Device, ctl *sharedControl, r *reader) *kernelQueue {
+	q := &kernelQueue{Device: d, ctl: ctl, reader: r}
 	go func() {
 		for ev := range d.Events() {
 			if ev&tun.EventUp != 0 {
@@ -215,11 +233,10 @@ func newKernelQueue(d tun.Device, ctl *sharedControl) *kernelQueue {
 	return q
 }
 
-// Read is wireguard's Read, except that every error after Close is
-// ErrClosed: closing also stops wireguard's link watcher, whose failure
-// would otherwise surface as one more, different, Read error.
+// Read fills the batch with what the queue holds (see reader.Read). Every
+// error after Close is ErrClosed.
 func (q *kernelQueue) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	n, err := q.Device.Read(bufs, sizes, offset)
+	n, err := q.reader.Read(bufs, sizes, offset)
 	if err != nil && q.closed.Load() {
 		return 0, ErrClosed
 	}
