@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -54,7 +55,10 @@ func startMemoryWith(t *testing.T, pool4 string, opts Options) (*Daemon, *tunio.
 		t.Fatal(err)
 	}
 	mem := tunio.NewMemory("nat64-t", 1500, 16, 64)
-	opts.ConfigPath, opts.Devices, opts.ExpireEvery = cfg, []tunio.Device{mem}, time.Hour
+	if opts.Devices == nil {
+		opts.Devices = []tunio.Device{mem}
+	}
+	opts.ConfigPath, opts.ExpireEvery = cfg, time.Hour
 	d, err := Start(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -350,5 +354,35 @@ func TestDaemonMappingLog(t *testing.T) {
 	}
 	if n := len(backend{d}.Sessions("")); n != 0 {
 		t.Errorf("%d sessions after expiry", n)
+	}
+}
+
+// failingOnce is a device whose first Read fails, as a kernel TUN does for
+// a super-packet with more segments than the batch has buffers.
+type failingOnce struct {
+	*tunio.Memory
+	failed atomic.Bool
+}
+
+func (f *failingOnce) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	if !f.failed.Swap(true) {
+		return 0, errors.New("too many segments")
+	}
+	return f.Memory.Read(bufs, sizes, offset)
+}
+
+// A failed read is counted as a drop and the worker goes on reading.
+func TestDaemonCountsReadErrors(t *testing.T) {
+	mem := tunio.NewMemory("nat64-t", 1500, 16, 64)
+	d, _, _ := startMemoryWith(t, "203.0.113.1/32", Options{
+		Log:     slog.New(slog.DiscardHandler),
+		Devices: []tunio.Device{&failingOnce{Memory: mem}},
+	})
+	if err := mem.Inject(udp6(client, synth, "after")); err != nil {
+		t.Fatal(err)
+	}
+	next(t, mem)
+	if n := (backend{d}).Stats().Drops["tun_read_error"]; n != 1 {
+		t.Fatalf("tun_read_error = %d, want 1", n)
 	}
 }

@@ -104,8 +104,10 @@ func (w *worker) run() {
 			if errors.Is(err, tunio.ErrClosed) {
 				return
 			}
-			// A read error loses at most this batch (e.g. a GSO packet
-			// with more segments than buffers); keep serving.
+			// A read error loses one packet (e.g. a super-packet with
+			// more segments than a batch has buffers); keep serving.
+			w.tr.Counters.Drops[xlat.TUNReadError]++
+			w.publish()
 			w.log.Warn("tun read", "err", err)
 			continue
 		}

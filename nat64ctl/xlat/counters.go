@@ -41,6 +41,7 @@ const (
 	PacketTooBigSent                     // IPv6 packet too big for the IPv4 side; Packet Too Big sent
 	NoHeadroom                           // caller gave less headroom than the IPv6 header needs
 	OutputFull                           // the Output had no room for the packets
+	TUNReadError                         // a read from the TUN failed: a super-packet the batch cannot hold, or one malformed
 	NumDropReasons
 )
 
@@ -77,6 +78,7 @@ var dropNames = [NumDropReasons]string{
 	PacketTooBigSent:          "packet_too_big_sent",
 	NoHeadroom:                "no_headroom",
 	OutputFull:                "output_full",
+	TUNReadError:              "tun_read_error",
 }
 
 func (r DropReason) String() string {
