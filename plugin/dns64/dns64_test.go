@@ -1,8 +1,13 @@
 package dns64
 
 import (
+	"cmp"
+	"context"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -165,7 +170,7 @@ func TestTTL(t *testing.T) {
 }
 
 func TestALookupResult(t *testing.T) {
-	for _, parallel := range []string{"on", "off"} {
+	for _, parallel := range []string{"on", "on 0", "off"} {
 		t.Run("parallel_a "+parallel, func(t *testing.T) {
 			z := newFakeZone(t, zoneRecords...)
 			d := newPlugin(t, "dns64 2001:db8:64::/96 {\nparallel_a "+parallel+"\n}", z)
@@ -304,72 +309,193 @@ func TestWellKnownPrefixGlobalOnly(t *testing.T) {
 	}
 }
 
-func TestParallelALookup(t *testing.T) {
-	for _, mode := range []string{"on", "auto"} {
-		t.Run(mode, func(t *testing.T) { testParallelA(t, mode) })
-	}
-
-	// auto, once it has seen that the upstream answers from memory:
-	// sequential, and no A query at all when the AAAA exists.
-	z := newFakeZone(t, zoneRecords...)
-	d := newPlugin(t, "dns64 2001:db8:64::/96", z)
-	for i := 0; i < 50 && d.upstreamSlow(); i++ {
-		ask(t, d, client6, "both.example.org", dns.TypeAAAA)
-	}
-	if d.upstreamSlow() {
-		t.Skip("the fake upstream looked slow (loaded machine)")
-	}
-	// Wait for abandoned lookups of the warm-up, then start counting.
-	time.Sleep(50 * time.Millisecond)
-	z.mu.Lock()
-	z.seen = nil
-	z.mu.Unlock()
-	if got := aaaaStrings(ask(t, d, client6, "v4.example.org", dns.TypeAAAA)); len(got) != 2 {
-		t.Fatalf("auto: %v", got)
-	}
-	ask(t, d, client6, "both.example.org", dns.TypeAAAA)
-	want := []string{"v4.example.org./AAAA", "v4.example.org./A", "both.example.org./AAAA"}
-	if q := z.queries(); !slices.Equal(q, want) {
-		t.Errorf("auto, fast upstream: queries %v, want %v", q, want)
-	}
-}
-
-func testParallelA(t *testing.T, mode string) {
-	// With parallel_a on (or auto, before it has measured anything), the A query reaches the
-	// upstream while the AAAA query is still unanswered: the AAAA handler
-	// waits for it.
-	z := newFakeZone(t, zoneRecords...)
-	aSeen := make(chan struct{})
-	var once bool
-	z.hook = func(q dns.Question) {
-		switch q.Qtype {
-		case dns.TypeA:
-			if !once {
-				once = true
-				close(aSeen)
+// TestParallelAStartsEarly: with parallel_a on, the A query reaches the
+// upstream while the AAAA query is still unanswered (the fake upstream
+// holds the AAAA answer until it has seen the A query), whatever the delay.
+func TestParallelAStartsEarly(t *testing.T) {
+	for _, opt := range []string{"", "parallel_a on", "parallel_a on 0", "parallel_a on 1ms"} {
+		t.Run(cmp.Or(opt, "default"), func(t *testing.T) {
+			z := newFakeZone(t, zoneRecords...)
+			aSeen := make(chan struct{})
+			var once sync.Once
+			z.hook = func(q dns.Question) {
+				switch q.Qtype {
+				case dns.TypeA:
+					once.Do(func() { close(aSeen) })
+				case dns.TypeAAAA:
+					select {
+					case <-aSeen:
+					case <-time.After(5 * time.Second):
+						t.Error("the A query did not start before the AAAA answer")
+					}
+				}
 			}
-		case dns.TypeAAAA:
-			select {
-			case <-aSeen:
-			case <-time.After(5 * time.Second):
-				t.Error("the A query did not start before the AAAA answer")
+			d := newPlugin(t, "dns64 2001:db8:64::/96 {\n"+opt+"\n}", z)
+			if got := aaaaStrings(ask(t, d, client6, "v4.example.org", dns.TypeAAAA)); len(got) != 2 {
+				t.Fatalf("got %v", got)
 			}
-		}
-	}
-	d := newPlugin(t, "dns64 2001:db8:64::/96 {\nparallel_a "+mode+"\n}", z)
-	if got := aaaaStrings(ask(t, d, client6, "v4.example.org", dns.TypeAAAA)); len(got) != 2 {
-		t.Fatalf("got %v", got)
+		})
 	}
 
 	// parallel_a off: A only after the AAAA came back empty, and none at
 	// all when the AAAA exists.
-	z = newFakeZone(t, zoneRecords...)
-	d = newPlugin(t, "dns64 2001:db8:64::/96 {\nparallel_a off\n}", z)
+	z := newFakeZone(t, zoneRecords...)
+	d := newPlugin(t, "dns64 2001:db8:64::/96 {\nparallel_a off\n}", z)
 	ask(t, d, client6, "v4.example.org", dns.TypeAAAA)
 	ask(t, d, client6, "both.example.org", dns.TypeAAAA)
 	want := []string{"v4.example.org./AAAA", "v4.example.org./A", "both.example.org./AAAA"}
 	if q := z.queries(); !slices.Equal(q, want) {
 		t.Errorf("queries %v, want %v", q, want)
+	}
+}
+
+// TestParallelASlowUpstream: every upstream answer takes 30 ms. With
+// parallel_a on (any delay below 30 ms) a synthesized answer takes about
+// one upstream delay, with off two.
+func TestParallelASlowUpstream(t *testing.T) {
+	const delay = 30 * time.Millisecond
+	for _, tc := range []struct {
+		opt     string
+		oneTrip bool
+	}{
+		{"", true}, {"parallel_a on 0", true}, {"parallel_a on 5ms", true}, {"parallel_a off", false},
+	} {
+		t.Run(cmp.Or(tc.opt, "default"), func(t *testing.T) {
+			best := time.Hour
+			for try := 0; try < 3; try++ { // best of 3: a loaded machine only adds time
+				z := newFakeZone(t, zoneRecords...)
+				var aStarted, aBeforeAAAA atomic.Bool
+				z.hook = func(q dns.Question) {
+					if q.Qtype == dns.TypeA {
+						aStarted.Store(true)
+					}
+					time.Sleep(delay)
+					if q.Qtype == dns.TypeAAAA {
+						aBeforeAAAA.Store(aStarted.Load())
+					}
+				}
+				d := newPlugin(t, "dns64 2001:db8:64::/96 {\n"+tc.opt+"\n}", z)
+				start := time.Now()
+				if got := aaaaStrings(ask(t, d, client6, "v4.example.org", dns.TypeAAAA)); len(got) != 2 {
+					t.Fatalf("got %v", got)
+				}
+				best = min(best, time.Since(start))
+				if aBeforeAAAA.Load() != tc.oneTrip {
+					t.Errorf("A query started before the AAAA answer: %v, want %v", aBeforeAAAA.Load(), tc.oneTrip)
+				}
+			}
+			if tc.oneTrip && best >= delay*3/2 {
+				t.Errorf("synthesized answer took %v, want < %v (one upstream delay)", best, delay*3/2)
+			}
+			if !tc.oneTrip && best < 2*delay {
+				t.Errorf("synthesized answer took %v, want >= %v (two upstream delays)", best, 2*delay)
+			}
+			t.Logf("%v per synthesized answer", best)
+		})
+	}
+}
+
+// TestParallelAFastUpstream: with the default delay, a dual-stack name
+// answered faster than the delay costs no A query. The timer cannot fire
+// before the delay has passed, so an A query is allowed only for a query
+// that took at least that long (a preempted test on a loaded machine).
+func TestParallelAFastUpstream(t *testing.T) {
+	const n = 50
+	records := slices.Clone(zoneRecords)
+	for i := 0; i < n; i++ {
+		records = append(records,
+			fmt.Sprintf("d%d.example.org. 3600 IN A 198.51.100.5", i),
+			fmt.Sprintf("d%d.example.org. 3600 IN AAAA 2001:db8:5::%d", i, i+1))
+	}
+	z := newFakeZone(t, records...)
+	d := newPlugin(t, "dns64 2001:db8:64::/96", z)
+	took := map[string]time.Duration{}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("d%d.example.org.", i)
+		start := time.Now()
+		m := ask(t, d, client6, name, dns.TypeAAAA)
+		took[name] = time.Since(start)
+		if got := aaaaStrings(m); len(got) != 1 || !strings.HasPrefix(got[0], "2001:db8:5::") {
+			t.Fatalf("%s: %v", name, got)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // an A lookup abandoned by the handler may still be on its way
+	fast := 0
+	for _, dt := range took {
+		if dt < defaultParallelDelay {
+			fast++
+		}
+	}
+	for _, q := range z.queries() {
+		name, typ, _ := strings.Cut(q, "/")
+		if typ == "A" && took[name] < defaultParallelDelay {
+			t.Errorf("%s answered in %v (< %v) but its A was queried", name, took[name], defaultParallelDelay)
+		}
+	}
+	if fast < n/2 {
+		t.Skipf("only %d of %d answers faster than %v (loaded machine)", fast, n, defaultParallelDelay)
+	}
+	// And a name that needs synthesis gets its A, in the handler.
+	z.mu.Lock()
+	z.seen = nil
+	z.mu.Unlock()
+	if got := aaaaStrings(ask(t, d, client6, "v4.example.org", dns.TypeAAAA)); len(got) != 2 {
+		t.Fatalf("v4: %v", got)
+	}
+	if q := z.queries(); !slices.Equal(q, []string{"v4.example.org./AAAA", "v4.example.org./A"}) {
+		t.Errorf("queries %v", q)
+	}
+}
+
+// TestParallelAConcurrent runs many queries at once with an upstream whose
+// answer times straddle the delay, so every path (timer stopped, timer
+// fired and lookup claimed, goroutine started; result used or abandoned)
+// runs against the pooled lookups; meant for go test -race.
+func TestParallelAConcurrent(t *testing.T) {
+	for _, opt := range []string{"parallel_a on 50us", "parallel_a on 0", "parallel_a on", "parallel_a off"} {
+		t.Run(opt, func(t *testing.T) {
+			z := newFakeZone(t, zoneRecords...)
+			var calls atomic.Int64
+			z.hook = func(dns.Question) {
+				if calls.Add(1)%3 == 0 {
+					time.Sleep(100 * time.Microsecond)
+				}
+			}
+			d := newPlugin(t, "dns64 2001:db8:64::/96 {\n"+opt+"\n}", z)
+			var wg sync.WaitGroup
+			for g := 0; g < 4; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < 150; i++ {
+						name, want := "v4.example.org.", 2
+						if i%2 == 1 {
+							name, want = "both.example.org.", 1
+						}
+						r := new(dns.Msg)
+						r.SetQuestion(name, dns.TypeAAAA)
+						if i%3 == 0 {
+							r.SetEdns0(1232, false)
+						}
+						w := newWriter(client6)
+						d.ServeDNS(context.Background(), w, r)
+						if w.msg == nil || len(aaaaStrings(w.msg)) != want {
+							t.Errorf("%s: %v", name, w.msg)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			time.Sleep(20 * time.Millisecond)
+			n := 0
+			for _, q := range z.queries() {
+				if q == "both.example.org./A" {
+					n++
+				}
+			}
+			t.Logf("%d A queries for 300 dual-stack AAAA queries", n)
+		})
 	}
 }
 

@@ -34,9 +34,12 @@ func FuzzServeDNS(f *testing.F) {
 	qb, _ := q.Pack()
 	f.Add(qb, ab, true)
 
-	var upstream *dns.Msg // the answer of the current input; nil: SERVFAIL
-	d := newPlugin(f, "dns64 2001:db8:64::/96 64:ff9b::/96 {\nallow_ipv4\nbalance all\nignore_aaaa example.org\nmapped !10.0.0.0/8 0.0.0.0/0\nparallel_a off\n}", nil)
-	d.Next = handlerFunc(func(ctx context.Context, w dns.ResponseWriter, req *dns.Msg) (int, error) {
+	// The upstream answer of an input travels in the context, so an A
+	// lookup abandoned by the handler (parallel_a on) never sees the next
+	// input's.
+	type upstreamKey struct{}
+	next := handlerFunc(func(ctx context.Context, w dns.ResponseWriter, req *dns.Msg) (int, error) {
+		upstream, _ := ctx.Value(upstreamKey{}).(*dns.Msg)
 		if upstream == nil {
 			return dns.RcodeServerFailure, nil
 		}
@@ -45,20 +48,30 @@ func FuzzServeDNS(f *testing.F) {
 		w.WriteMsg(m)
 		return m.Rcode, nil
 	})
+	const opts = "dns64 2001:db8:64::/96 64:ff9b::/96 {\nallow_ipv4\nbalance all\nignore_aaaa example.org\nmapped !10.0.0.0/8 0.0.0.0/0\n"
+	var plugins []*DNS64
+	for _, parallel := range []string{"parallel_a off", "parallel_a on", "parallel_a on 0"} {
+		d := newPlugin(f, opts+parallel+"\n}", nil)
+		d.Next = next
+		plugins = append(plugins, d)
+	}
 	f.Fuzz(func(t *testing.T, query, answer []byte, v4 bool) {
 		r := new(dns.Msg)
 		if err := r.Unpack(query); err != nil {
 			return
 		}
-		upstream = new(dns.Msg)
+		upstream := new(dns.Msg)
 		if upstream.Unpack(answer) != nil {
 			upstream = nil
 		}
+		ctx := context.WithValue(context.Background(), upstreamKey{}, upstream)
 		client := client6
 		if v4 {
 			client = client4
 		}
-		d.ServeDNS(context.Background(), newWriter(client), r)
+		for _, d := range plugins {
+			d.ServeDNS(ctx, newWriter(client), r.Copy())
+		}
 	})
 }
 

@@ -162,18 +162,8 @@ func parse(c *caddy.Controller) (*DNS64, error) {
 				}
 				d.mapped = append(d.mapped, acl...)
 			case "parallel_a":
-				if len(args) != 1 {
-					return nil, c.Errf("parallel_a: want auto, on or off")
-				}
-				switch args[0] {
-				case "auto":
-					d.parallelA = parallelAuto
-				case "on":
-					d.parallelA = parallelOn
-				case "off":
-					d.parallelA = parallelOff
-				default:
-					return nil, c.Errf("parallel_a: want auto, on or off, not %q", args[0])
+				if err := d.parseParallelA(c, args); err != nil {
+					return nil, err
 				}
 			default:
 				return nil, c.Errf("unknown property '%s'", opt)
@@ -244,6 +234,41 @@ func parseDuration(c *caddy.Controller, args []string, zeroOK bool) (time.Durati
 		return 0, c.Errf("duration %q must be positive", args[0])
 	}
 	return dur, nil
+}
+
+// parseParallelA reads `parallel_a on [DELAY]` or `parallel_a off`. DELAY
+// is a Go duration (250us, 2ms), 0 or more; a plain 0 needs no unit.
+func (d *DNS64) parseParallelA(c *caddy.Controller, args []string) error {
+	const want = "parallel_a: want on [DELAY] or off"
+	if len(args) == 0 {
+		return c.Err(want)
+	}
+	switch args[0] {
+	case "off":
+		if len(args) != 1 {
+			return c.Errf("%s, not %q", want, strings.Join(args, " "))
+		}
+		d.parallelA = parallelOff
+	case "on":
+		d.parallelA, d.parallelDelay = parallelOn, defaultParallelDelay
+		switch len(args) {
+		case 1:
+		case 2:
+			dur, err := time.ParseDuration(args[1])
+			if err != nil {
+				return c.Errf("parallel_a: invalid delay %q", args[1])
+			}
+			if dur < 0 {
+				return c.Errf("parallel_a: delay %q must not be negative", args[1])
+			}
+			d.parallelDelay = dur
+		default:
+			return c.Errf("%s, not %q", want, strings.Join(args, " "))
+		}
+	default:
+		return c.Errf("%s, not %q", want, strings.Join(args, " "))
+	}
+	return nil
 }
 
 func parseACL(args []string, ipv4Only bool) (acl, error) {

@@ -46,7 +46,7 @@ func TestParse(t *testing.T) {
 	}{
 		{input: "dns64", check: func(t *testing.T, d *DNS64) {
 			wantPrefixes(t, d, "64:ff9b::/96")
-			if d.parallelA != parallelAuto || d.translateAll || d.allowIPv4 || d.balance != balanceClient {
+			if d.parallelA != parallelOn || d.parallelDelay != 250*time.Microsecond || d.translateAll || d.allowIPv4 || d.balance != balanceClient {
 				t.Error("defaults")
 			}
 			if len(d.exclude) != 1 || d.exclude[0] != defaultExclude {
@@ -86,16 +86,15 @@ func TestParse(t *testing.T) {
 				t.Errorf("parsed %+v", d)
 			}
 		}},
-		{input: "dns64 {\nparallel_a on\n}", check: func(t *testing.T, d *DNS64) {
-			if d.parallelA != parallelOn {
-				t.Error("parallel_a on")
-			}
-		}},
-		{input: "dns64 {\nparallel_a off\nparallel_a auto\n}", check: func(t *testing.T, d *DNS64) {
-			if d.parallelA != parallelAuto {
-				t.Error("parallel_a auto")
-			}
-		}},
+		{input: "dns64 {\nparallel_a on\n}", check: wantParallel(parallelOn, defaultParallelDelay)},
+		{input: "dns64 {\nparallel_a on 0\n}", check: wantParallel(parallelOn, 0)},
+		{input: "dns64 {\nparallel_a on 0s\n}", check: wantParallel(parallelOn, 0)},
+		{input: "dns64 {\nparallel_a on 1ms\n}", check: wantParallel(parallelOn, time.Millisecond)},
+		{input: "dns64 {\nparallel_a on 100us\n}", check: wantParallel(parallelOn, 100*time.Microsecond)},
+		{input: "dns64 {\nparallel_a off\n}", check: wantParallel(parallelOff, defaultParallelDelay)},
+		// The last line wins; a bare `on` restores the default delay.
+		{input: "dns64 {\nparallel_a on 1ms\nparallel_a off\nparallel_a on\n}", check: wantParallel(parallelOn, defaultParallelDelay)},
+		{input: "dns64 {\nparallel_a on 0\nparallel_a off\n}", check: wantParallel(parallelOff, 0)},
 		{input: "dns64 {\nbalance random\nreload 0s\n}", check: func(t *testing.T, d *DNS64) {
 			if d.balance != balanceRandom || d.reload != 0 {
 				t.Error("balance random / reload 0")
@@ -132,9 +131,17 @@ func TestParse(t *testing.T) {
 		{input: "dns64 {\nclients nonsense\n}", wantErr: "invalid address"},
 		{input: "dns64 {\nmapped 2001:db8::/32\n}", wantErr: "not an IPv4 range"},
 		{input: "dns64 {\nmapped\n}", wantErr: "Wrong argument count"},
-		{input: "dns64 {\nparallel_a\n}", wantErr: "want auto, on or off"},
-		{input: "dns64 {\nparallel_a maybe\n}", wantErr: "want auto, on or off"},
-		{input: "dns64 {\nparallel_a 1ms\n}", wantErr: "want auto, on or off"},
+		{input: "dns64 {\nparallel_a\n}", wantErr: "want on [DELAY] or off"},
+		{input: "dns64 {\nparallel_a maybe\n}", wantErr: "want on [DELAY] or off"},
+		{input: "dns64 {\nparallel_a 1ms\n}", wantErr: "want on [DELAY] or off"},
+		{input: "dns64 {\nparallel_a auto\n}", wantErr: "want on [DELAY] or off"},
+		{input: "dns64 {\nparallel_a on -1ms\n}", wantErr: "must not be negative"},
+		{input: "dns64 {\nparallel_a on -0.5us\n}", wantErr: "must not be negative"},
+		{input: "dns64 {\nparallel_a on soon\n}", wantErr: "invalid delay"},
+		{input: "dns64 {\nparallel_a on 5\n}", wantErr: "invalid delay"},
+		{input: "dns64 {\nparallel_a on 1ms 2ms\n}", wantErr: "want on [DELAY] or off"},
+		{input: "dns64 {\nparallel_a off 1ms\n}", wantErr: "want on [DELAY] or off"},
+		{input: "dns64 {\nparallel_a on\nparallel_a off now\n}", wantErr: "want on [DELAY] or off"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.ReplaceAll(tc.input, "\n", " "), func(t *testing.T) {
@@ -150,6 +157,15 @@ func TestParse(t *testing.T) {
 			}
 			tc.check(t, d)
 		})
+	}
+}
+
+func wantParallel(mode parallelMode, delay time.Duration) func(*testing.T, *DNS64) {
+	return func(t *testing.T, d *DNS64) {
+		t.Helper()
+		if d.parallelA != mode || d.parallelDelay != delay {
+			t.Errorf("parallel_a: mode %d delay %v, want %d %v", d.parallelA, d.parallelDelay, mode, delay)
+		}
 	}
 }
 
@@ -180,6 +196,7 @@ func FuzzParse(f *testing.F) {
 		"dns64", "dns64 64:ff9b::/96", "dns64 {\nprefix 2001:db8:64::/96\ntranslate_all\nallow_ipv4\n}",
 		"dns64 {\nexclude ::ffff:0:0/96\nclients !10.0.0.0/8\nmapped 0.0.0.0/0\nbalance all\n}",
 		"dns64 {\nreload 1s\nhealth_interval 1s\nhealth_timeout 1s\nparallel_a off\nignore_aaaa a.b\n}",
+		"dns64 {\nparallel_a on 1ms\n}", "dns64 {\nparallel_a on 0\n}", "dns64 {\nparallel_a on -1s\n}",
 		"dns64 {\n}", "dns64 {", "dns64 \"x\" {\nprefix 1::/32 2::/32\n}",
 	} {
 		f.Add(s)

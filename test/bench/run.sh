@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: every side-by-side benchmark in one run, written to
 # docs/benchmarks.md (figures, ratios, the commands) with a plot.
-#   DNS: our coredns vs the stock build's built-in dns64 (test/dns64/bench.sh)
+#   DNS: our coredns vs the stock build's built-in dns64 and vs Unbound's
+#        dns64 (test/dns64/bench.sh)
 #   translator: kernel forwarding, TAYGA, nat64ctl (test/bench, iperf3)
 #   Go micro-benchmarks of the packet path, the state table and ServeDNS
 set -euo pipefail
@@ -10,7 +11,7 @@ out=docs/benchmarks.md
 mkdir -p docs
 
 need=()
-for p in iperf3 tayga dnsperf; do command -v "$p" >/dev/null 2>&1 || need+=("$p"); done
+for p in iperf3 tayga dnsperf unbound; do command -v "$p" >/dev/null 2>&1 || need+=("$p"); done
 if [ "${#need[@]}" -gt 0 ]; then
   echo "installing ${need[*]}" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
