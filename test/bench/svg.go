@@ -23,7 +23,7 @@ func barChart(peers []string, panels []panel) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	colors := []string{"#9e9e9e", "#e08a3c", "#2f6fb0"}
+	colors := []string{"#9e9e9e", "#e08a3c", "#2f6fb0", "#7fa7d6"}
 	y := 20
 	for _, p := range panels {
 		fmt.Fprintf(&b, `<text x="10" y="%d" font-weight="bold">%s (%s)</text>`+"\n", y, p.title, p.unit)
