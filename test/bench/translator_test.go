@@ -162,10 +162,10 @@ type figures struct {
 	// the receiving iperf3 got the CPU to read it.
 	udp64Delivered   float64 // packets/s
 	udp1400Delivered float64 // Gbit/s
-	cpuPerGbit float64 // CPU seconds of the translator process per Gbit (TCP, 1 stream); 0: not a process
-	rssMiB     float64 // translator RSS after the runs
-	sessions   int     // sessions held when rssAtLoad was read (nat64ctl only)
-	rssAtLoad  float64 // MiB
+	cpuPerGbit       float64 // CPU seconds of the translator process per Gbit (TCP, 1 stream); 0: not a process
+	rssMiB           float64 // translator RSS after the runs
+	sessions         int     // sessions held when rssAtLoad was read (nat64ctl only)
+	rssAtLoad        float64 // MiB
 }
 
 func measure(t *testing.T, pe peer) figures {
