@@ -5,7 +5,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2026.2.2
 BIN         := bin
 GOBIN_DIR   := $(shell $(GO) env GOPATH)/bin
 
-.PHONY: all build demo test vet staticcheck unit fuzz bench clean
+.PHONY: all build demo test fmt vet staticcheck unit fuzz bench clean
 
 all: build
 
@@ -19,10 +19,14 @@ build:
 demo: build
 	./test/demo.sh
 
-## test: vet, staticcheck, and every test with the race detector. Tests that
+## test: gofmt, vet, staticcheck, and every test with the race detector. Tests that
 ## need root (namespaces, TUN, netlink) skip without it and say so. -count=1:
 ## the end-to-end tests build binaries the test cache cannot see.
-test: vet staticcheck unit
+test: fmt vet staticcheck unit
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 vet:
 	$(GO) vet ./...
