@@ -1,11 +1,12 @@
 # nat64kit: `make demo` runs the whole flow, `make test` what CI runs.
 
-GO          ?= go
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2026.2.2
-BIN         := bin
-GOBIN_DIR   := $(shell $(GO) env GOPATH)/bin
+GO    ?= go
+BIN   := bin
+# Go tools live here, built at the versions scripts/deps.sh pins.
+TOOLS := $(BIN)/tools
+DEPS  := ./scripts/deps.sh
 
-.PHONY: all build demo test fmt vet staticcheck unit fuzz bench clean
+.PHONY: all build demo test deps-test fmt vet staticcheck unit fuzz bench clean
 
 all: build
 
@@ -22,7 +23,10 @@ demo: build
 ## test: gofmt, vet, staticcheck, and every test with the race detector. Tests that
 ## need root (namespaces, TUN, netlink) skip without it and say so. -count=1:
 ## the end-to-end tests build binaries the test cache cannot see.
-test: fmt vet staticcheck unit
+test: deps-test fmt vet staticcheck unit
+
+deps-test:
+	$(DEPS) test
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -31,9 +35,8 @@ fmt:
 vet:
 	$(GO) vet ./...
 
-staticcheck:
-	@[ -x $(GOBIN_DIR)/staticcheck ] || $(GO) install $(STATICCHECK)
-	$(GOBIN_DIR)/staticcheck ./...
+staticcheck: deps-test
+	$(TOOLS)/staticcheck ./...
 
 unit:
 	$(GO) test -race -count=1 -timeout 25m ./...

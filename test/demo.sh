@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: the whole DNS64 + NAT64 flow in network namespaces, step by
-# step, on the files of corefile-examples/ (needs root, iproute2, dig, curl).
+# step, on the files of corefile-examples/ (needs root; scripts/deps.sh installs
+# iproute2, ping, dig and curl when they are missing).
 #
 #   client (IPv6 only)  ---  router: CoreDNS + dns64, nat64ctl nat64-a, nat64-b  ---  server (IPv4 only)
 #   2001:db8:1::2            2001:db8:1::1 | 198.51.100.1                               198.51.100.2
@@ -26,7 +27,7 @@ tmp=$(mktemp -d)
 trap cleanup EXIT
 
 if [ "$(id -u)" != 0 ]; then echo "make demo needs root (network namespaces)" >&2; exit 1; fi
-for c in ip dig curl; do command -v $c >/dev/null || { echo "missing $c (apt-get install iproute2 dnsutils curl)" >&2; exit 1; }; done
+./scripts/deps.sh demo
 
 bold "1. One prefix config for both halves: nat64ctl proves the Corefile agrees with nat64.toml"
 run "$bin/nat64ctl" check -c "$ex/nat64.toml" --corefile "$ex/Corefile"

@@ -10,12 +10,7 @@ cd "$(dirname "$0")/../.."
 out=docs/benchmarks.md
 mkdir -p docs
 
-need=()
-for p in iperf3 tayga dnsperf unbound; do command -v "$p" >/dev/null 2>&1 || need+=("$p"); done
-if [ "${#need[@]}" -gt 0 ]; then
-  echo "installing ${need[*]}" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
-fi
+./scripts/deps.sh bench
 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
