@@ -7,42 +7,9 @@ import (
 	"math/rand/v2"
 	"sync/atomic"
 
+	"github.com/nat64kit/nat64kit/internal/dns64conf"
 	"github.com/nat64kit/nat64kit/nat64conf"
 )
-
-// balanceMode says how a prefix is chosen for an answer.
-type balanceMode uint8
-
-const (
-	// balanceClient hashes the client address: a client sticks to one NAT64,
-	// so its sessions and its view of the world stay on one translator.
-	balanceClient balanceMode = iota
-	// balanceDestination hashes each IPv4 destination: every client reaches
-	// a given server through the same NAT64.
-	balanceDestination
-	// balanceRandom picks at random, weighted, per answer.
-	balanceRandom
-	// balanceAll gives one AAAA per active prefix.
-	balanceAll
-)
-
-func parseBalance(s string) (balanceMode, bool) {
-	switch s {
-	case "client":
-		return balanceClient, true
-	case "destination":
-		return balanceDestination, true
-	case "random":
-		return balanceRandom, true
-	case "all":
-		return balanceAll, true
-	}
-	return 0, false
-}
-
-func (m balanceMode) String() string {
-	return [...]string{"client", "destination", "random", "all"}[m]
-}
 
 // instance is one NAT64 translator as dns64 sees it: a prefix to synthesize
 // with, a weight, and where to ask whether it is alive.
@@ -89,8 +56,8 @@ func setFromPrefixes(ps []nat64conf.Prefix) *instanceSet {
 }
 
 func newInstanceSet(cfg *nat64conf.Config) (*instanceSet, error) {
-	if len(cfg.Instances) == 0 {
-		return nil, errors.New(cfg.File + ": no [[instance]]")
+	if err := dns64conf.CheckInstances(cfg); err != nil {
+		return nil, err
 	}
 	s := &instanceSet{all: make([]*instance, 0, len(cfg.Instances))}
 	for _, ci := range cfg.Instances {

@@ -15,6 +15,8 @@ import (
 	"github.com/coredns/coredns/plugin/metrics"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nat64kit/nat64kit/internal/dns64conf"
 )
 
 // DNS64 is the plugin. Fields other than Next are set by setup and read-only
@@ -24,17 +26,17 @@ type DNS64 struct {
 
 	translateAll bool
 	allowIPv4    bool
-	parallelA    parallelMode
+	parallelA    dns64conf.ParallelA
 	// parallelDelay is how long, with parallel_a on, the AAAA lookup may
 	// take before the A lookup is started beside it; 0 starts both at once.
 	parallelDelay time.Duration
 
 	translatedC, passedC counterCache
-	balance              balanceMode
+	balance              dns64conf.Balance
 	exclude              []netip.Prefix
 	ignoreAAAA           []string // lower-case FQDNs
-	clients              acl
-	mapped               acl
+	clients              dns64conf.ACL
+	mapped               dns64conf.ACL
 
 	instancesFile  string
 	reload         time.Duration
@@ -50,15 +52,35 @@ type DNS64 struct {
 	wg        sync.WaitGroup
 }
 
-func newDNS64() *DNS64 {
-	return &DNS64{
-		parallelA:      parallelOn,
-		parallelDelay:  defaultParallelDelay,
-		exclude:        []netip.Prefix{defaultExclude},
-		reload:         defaultReload,
-		healthInterval: defaultHealthInterval,
-		healthTimeout:  defaultHealthTimeout,
+// newDNS64 makes the plugin of one server block from its parsed
+// directives.
+func newDNS64(cfg *dns64conf.Config) (*DNS64, error) {
+	d := &DNS64{
+		translateAll:   cfg.TranslateAll,
+		allowIPv4:      cfg.AllowIPv4,
+		parallelA:      cfg.ParallelA,
+		parallelDelay:  cfg.ParallelDelay,
+		balance:        cfg.Balance,
+		exclude:        cfg.Exclude,
+		ignoreAAAA:     cfg.IgnoreAAAA,
+		clients:        cfg.Clients,
+		mapped:         cfg.Mapped,
+		instancesFile:  cfg.InstancesFile,
+		reload:         cfg.Reload,
+		healthInterval: cfg.HealthInterval,
+		healthTimeout:  cfg.HealthTimeout,
 	}
+	if cfg.Instances == nil {
+		d.set.Store(setFromPrefixes(cfg.SynthesisPrefixes()))
+		return d, nil
+	}
+	set, err := newInstanceSet(cfg.Instances)
+	if err != nil {
+		return nil, err
+	}
+	d.set.Store(set)
+	d.fileStamp = statFile(d.instancesFile)
+	return d, nil
 }
 
 // Name implements plugin.Handler.
@@ -131,7 +153,7 @@ func (d *DNS64) clientAllowed(w dns.ResponseWriter) (netip.Addr, bool) {
 	if client.Is4() && !d.allowIPv4 {
 		return client, false
 	}
-	if len(d.clients) > 0 && !d.clients.allows(client.WithZone("")) {
+	if len(d.clients) > 0 && !d.clients.Allows(client.WithZone("")) {
 		return client, false
 	}
 	return client, true
@@ -141,7 +163,7 @@ func (d *DNS64) clientAllowed(w dns.ResponseWriter) (netip.Addr, bool) {
 // AAAA records, synthesizes from the A lookup (RFC 6147 §5.1).
 func (d *DNS64) serveAAAA(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, client netip.Addr) (int, error) {
 	var a *aLookup
-	if d.parallelA == parallelOn {
+	if d.parallelA == dns64conf.ParallelOn {
 		// Hedge: the A lookup starts beside the AAAA lookup once that has
 		// taken parallelDelay, so a slow upstream costs one round trip and
 		// a fast one neither a goroutine nor, for dual-stack names, an A
@@ -400,21 +422,3 @@ func (a *aLookup) release() {
 	a.err = nil
 	aLookupPool.Put(a)
 }
-
-// parallelMode is the parallel_a setting.
-type parallelMode uint8
-
-const (
-	// parallelOn starts the A lookup beside the AAAA lookup when that has
-	// not answered within parallelDelay (at once when the delay is 0).
-	parallelOn parallelMode = iota
-	// parallelOff starts the A lookup after an empty AAAA answer, as the
-	// built-in does.
-	parallelOff
-)
-
-// defaultParallelDelay is the default hedge delay of parallel_a on: longer
-// than answers from memory (cache, file) take, even on a loaded server, so
-// those cost no goroutine and no extra A query; shorter than any network
-// round trip worth saving.
-const defaultParallelDelay = 250 * time.Microsecond

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/nat64kit/nat64kit/internal/dns64conf"
 )
 
 // zoneRecords is the fake upstream's data for most tests.
@@ -422,18 +424,18 @@ func TestParallelAFastUpstream(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // an A lookup abandoned by the handler may still be on its way
 	fast := 0
 	for _, dt := range took {
-		if dt < defaultParallelDelay {
+		if dt < dns64conf.DefaultParallelDelay {
 			fast++
 		}
 	}
 	for _, q := range z.queries() {
 		name, typ, _ := strings.Cut(q, "/")
-		if typ == "A" && took[name] < defaultParallelDelay {
-			t.Errorf("%s answered in %v (< %v) but its A was queried", name, took[name], defaultParallelDelay)
+		if typ == "A" && took[name] < dns64conf.DefaultParallelDelay {
+			t.Errorf("%s answered in %v (< %v) but its A was queried", name, took[name], dns64conf.DefaultParallelDelay)
 		}
 	}
 	if fast < n/2 {
-		t.Skipf("only %d of %d answers faster than %v (loaded machine)", fast, n, defaultParallelDelay)
+		t.Skipf("only %d of %d answers faster than %v (loaded machine)", fast, n, dns64conf.DefaultParallelDelay)
 	}
 	// And a name that needs synthesis gets its A, in the handler.
 	z.mu.Lock()

@@ -75,28 +75,3 @@ func (d *DNS64) ignored(name string) bool {
 	}
 	return false
 }
-
-// aclEntry is one ACL element: a range, possibly negated with '!'.
-type aclEntry struct {
-	prefix netip.Prefix
-	deny   bool
-}
-
-// acl is an ordered list: the first entry containing the address decides;
-// when none does, the address is allowed only if the list has no positive
-// entry (so "!10.0.0.0/8" alone means "everything but 10/8").
-type acl []aclEntry
-
-func (a acl) allows(addr netip.Addr) bool {
-	if len(a) == 0 {
-		return true
-	}
-	anyPositive := false
-	for _, e := range a {
-		if e.prefix.Contains(addr) {
-			return !e.deny
-		}
-		anyPositive = anyPositive || !e.deny
-	}
-	return !anyPositive
-}

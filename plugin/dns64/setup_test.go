@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/coredns/caddy"
+
+	"github.com/nat64kit/nat64kit/internal/dns64conf"
 )
 
 const twoInstances = `
@@ -46,10 +48,10 @@ func TestParse(t *testing.T) {
 	}{
 		{input: "dns64", check: func(t *testing.T, d *DNS64) {
 			wantPrefixes(t, d, "64:ff9b::/96")
-			if d.parallelA != parallelOn || d.parallelDelay != 250*time.Microsecond || d.translateAll || d.allowIPv4 || d.balance != balanceClient {
+			if d.parallelA != dns64conf.ParallelOn || d.parallelDelay != 250*time.Microsecond || d.translateAll || d.allowIPv4 || d.balance != dns64conf.BalanceClient {
 				t.Error("defaults")
 			}
-			if len(d.exclude) != 1 || d.exclude[0] != defaultExclude {
+			if len(d.exclude) != 1 || d.exclude[0] != dns64conf.DefaultExclude {
 				t.Errorf("default exclude %v", d.exclude)
 			}
 		}},
@@ -77,26 +79,26 @@ func TestParse(t *testing.T) {
 			if s.all[0].name != "nat64-a" || s.all[1].weight != 2 || s.all[1].control != "127.0.0.1:9" {
 				t.Errorf("instances %+v %+v", s.all[0], s.all[1])
 			}
-			if d.balance != balanceAll || d.reload != time.Second || d.healthInterval != 2*time.Second || d.healthTimeout != 500*time.Millisecond {
+			if d.balance != dns64conf.BalanceAll || d.reload != time.Second || d.healthInterval != 2*time.Second || d.healthTimeout != 500*time.Millisecond {
 				t.Error("options")
 			}
 		}},
 		{input: "dns64 {\nexclude 2001:db8::/32 ::ffff:0:0/96\nignore_aaaa Example.COM broken.test.\nclients 2001:db8::/32 !2001:db8:1::/48 192.0.2.1\nmapped !10.0.0.0/8 0.0.0.0/0\nparallel_a off\nbalance destination\n}", check: func(t *testing.T, d *DNS64) {
-			if len(d.exclude) != 2 || len(d.ignoreAAAA) != 2 || d.ignoreAAAA[0] != "example.com." || len(d.clients) != 3 || !d.clients[1].deny || len(d.mapped) != 2 || d.parallelA != parallelOff || d.balance != balanceDestination {
+			if len(d.exclude) != 2 || len(d.ignoreAAAA) != 2 || d.ignoreAAAA[0] != "example.com." || len(d.clients) != 3 || !d.clients[1].Deny || len(d.mapped) != 2 || d.parallelA != dns64conf.ParallelOff || d.balance != dns64conf.BalanceDestination {
 				t.Errorf("parsed %+v", d)
 			}
 		}},
-		{input: "dns64 {\nparallel_a on\n}", check: wantParallel(parallelOn, defaultParallelDelay)},
-		{input: "dns64 {\nparallel_a on 0\n}", check: wantParallel(parallelOn, 0)},
-		{input: "dns64 {\nparallel_a on 0s\n}", check: wantParallel(parallelOn, 0)},
-		{input: "dns64 {\nparallel_a on 1ms\n}", check: wantParallel(parallelOn, time.Millisecond)},
-		{input: "dns64 {\nparallel_a on 100us\n}", check: wantParallel(parallelOn, 100*time.Microsecond)},
-		{input: "dns64 {\nparallel_a off\n}", check: wantParallel(parallelOff, defaultParallelDelay)},
+		{input: "dns64 {\nparallel_a on\n}", check: wantParallel(dns64conf.ParallelOn, dns64conf.DefaultParallelDelay)},
+		{input: "dns64 {\nparallel_a on 0\n}", check: wantParallel(dns64conf.ParallelOn, 0)},
+		{input: "dns64 {\nparallel_a on 0s\n}", check: wantParallel(dns64conf.ParallelOn, 0)},
+		{input: "dns64 {\nparallel_a on 1ms\n}", check: wantParallel(dns64conf.ParallelOn, time.Millisecond)},
+		{input: "dns64 {\nparallel_a on 100us\n}", check: wantParallel(dns64conf.ParallelOn, 100*time.Microsecond)},
+		{input: "dns64 {\nparallel_a off\n}", check: wantParallel(dns64conf.ParallelOff, dns64conf.DefaultParallelDelay)},
 		// The last line wins; a bare `on` restores the default delay.
-		{input: "dns64 {\nparallel_a on 1ms\nparallel_a off\nparallel_a on\n}", check: wantParallel(parallelOn, defaultParallelDelay)},
-		{input: "dns64 {\nparallel_a on 0\nparallel_a off\n}", check: wantParallel(parallelOff, 0)},
+		{input: "dns64 {\nparallel_a on 1ms\nparallel_a off\nparallel_a on\n}", check: wantParallel(dns64conf.ParallelOn, dns64conf.DefaultParallelDelay)},
+		{input: "dns64 {\nparallel_a on 0\nparallel_a off\n}", check: wantParallel(dns64conf.ParallelOff, 0)},
 		{input: "dns64 {\nbalance random\nreload 0s\n}", check: func(t *testing.T, d *DNS64) {
-			if d.balance != balanceRandom || d.reload != 0 {
+			if d.balance != dns64conf.BalanceRandom || d.reload != 0 {
 				t.Error("balance random / reload 0")
 			}
 		}},
@@ -160,7 +162,7 @@ func TestParse(t *testing.T) {
 	}
 }
 
-func wantParallel(mode parallelMode, delay time.Duration) func(*testing.T, *DNS64) {
+func wantParallel(mode dns64conf.ParallelA, delay time.Duration) func(*testing.T, *DNS64) {
 	return func(t *testing.T, d *DNS64) {
 		t.Helper()
 		if d.parallelA != mode || d.parallelDelay != delay {

@@ -6,6 +6,8 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nat64kit/nat64kit/internal/dns64conf"
 )
 
 // noSOATTL caps a synthesized TTL when the negative AAAA answer carried no
@@ -39,11 +41,11 @@ func (d *DNS64) synthesize(r, aaaa, aResp *dns.Msg, client netip.Addr, set *inst
 	var chosen *instance
 	perA := 1
 	switch d.balance {
-	case balanceClient:
+	case dns64conf.BalanceClient:
 		chosen = set.rendezvous(client.As16(), fallback)
-	case balanceRandom:
+	case dns64conf.BalanceRandom:
 		chosen = set.weightedRandom(fallback)
-	case balanceAll:
+	case dns64conf.BalanceAll:
 		perA = 0
 		for _, in := range set.all {
 			if usable(in, fallback) {
@@ -99,12 +101,12 @@ func (d *DNS64) synthesize(r, aaaa, aResp *dns.Msg, client netip.Addr, set *inst
 				continue
 			}
 			ip = ip.Unmap()
-			if !ip.Is4() || !d.mapped.allows(ip) {
+			if !ip.Is4() || !d.mapped.Allows(ip) {
 				continue
 			}
 			v4 := ip.As4()
 			switch d.balance {
-			case balanceAll:
+			case dns64conf.BalanceAll:
 				for i, in := range set.all {
 					if usable(in, fallback) {
 						if rec := emit(v, in, v4); rec != nil {
@@ -113,7 +115,7 @@ func (d *DNS64) synthesize(r, aaaa, aResp *dns.Msg, client netip.Addr, set *inst
 						}
 					}
 				}
-			case balanceDestination:
+			case dns64conf.BalanceDestination:
 				in := set.rendezvous(v4Key(v4), fallback)
 				if rec := emit(v, in, v4); rec != nil {
 					out.Answer = append(out.Answer, rec)
