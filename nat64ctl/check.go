@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/nat64kit/nat64kit/nat64conf"
@@ -33,6 +34,7 @@ type InstanceSummary struct {
 // DNS64Summary is one dns64 directive of the Corefile.
 type DNS64Summary struct {
 	Where    string   `json:"where"`
+	Zones    []string `json:"zones"`
 	Prefixes []string `json:"prefixes"`
 }
 
@@ -40,15 +42,19 @@ func checkCmd() *command {
 	fs := newFlags("check")
 	config := fs.String("c", defaultConfig, "nat64.toml to validate")
 	core := fs.String("corefile", "", "also check that this Corefile's dns64 prefixes and the instances' prefixes agree")
+	workDir := fs.String("workdir", "", "the directory CoreDNS runs in, against which relative root and instances paths resolve (default: the Corefile's directory)")
 	c := &command{
 		name:  "check",
-		usage: "nat64ctl check [-c nat64.toml] [--corefile FILE] [--json]",
+		usage: "nat64ctl check [-c nat64.toml] [--corefile FILE [--workdir DIR]] [--json]",
 		short: "validate nat64.toml; prove the dns64 and NAT64 prefixes agree",
-		long: `check validates nat64.toml and, with --corefile, reads the dns64 directives
-of a Corefile (prefixes given inline, with "prefix", or through "instances FILE")
-and fails when DNS64 synthesizes with a prefix that no NAT64 instance owns, or an
-instance's prefix is used by no dns64 block. Exit status 0: all agree; 1: a
-problem was found (each named with file and line); 2: usage error.`,
+		long: `check validates nat64.toml and, with --corefile, reads the Corefile with the
+dns64 plugin's own parser, so it sees per server block exactly the prefixes the
+plugin will synthesize with (given inline, with "prefix", through "instances
+FILE", or the default). It fails when DNS64 synthesizes with a prefix that no
+NAT64 instance owns, or an instance's prefix is used by no dns64 block. Relative
+"root" and "instances" paths resolve against --workdir, the directory CoreDNS
+runs in; by default the Corefile's own. Exit status 0: all agree; 1: a problem
+was found (each named with file and line); 2: usage error.`,
 		flags:   fs,
 		maxArgs: 0,
 	}
@@ -63,12 +69,16 @@ problem was found (each named with file and line); 2: usage error.`,
 			}
 		}
 		if *core != "" && cfg != nil {
-			dirs, err := corefile.Read(*core)
+			wd := *workDir
+			if wd == "" {
+				wd = filepath.Dir(*core)
+			}
+			dirs, err := corefile.Read(*core, wd)
 			if err != nil {
 				res.Errors = append(res.Errors, errorLines(err)...)
 			} else {
 				for _, d := range dirs {
-					s := DNS64Summary{Where: d.Where}
+					s := DNS64Summary{Where: d.Where, Zones: d.Zones}
 					for _, u := range d.Uses {
 						s.Prefixes = append(s.Prefixes, u.Prefix.String())
 					}
@@ -111,7 +121,7 @@ func printCheck(e *env, res *CheckResult) {
 		tw.flush()
 	}
 	for _, d := range res.DNS64 {
-		fmt.Fprintf(e.stdout, "dns64 at %s synthesizes with %s\n", d.Where, strings.Join(d.Prefixes, ", "))
+		fmt.Fprintf(e.stdout, "dns64 at %s (%s) synthesizes with %s\n", d.Where, strings.Join(d.Zones, " "), strings.Join(d.Prefixes, ", "))
 	}
 	if res.OK {
 		if res.Corefile != "" {

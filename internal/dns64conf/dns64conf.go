@@ -91,6 +91,7 @@ type Config struct {
 	// InstancesFile is the `instances` file, resolved against the block's
 	// root as CoreDNS resolves it; Instances is that file, loaded.
 	InstancesFile string
+	InstancesLine int
 	Instances     *nat64conf.Config
 
 	TranslateAll   bool
@@ -189,7 +190,7 @@ func Parse(d *caddyfile.Dispenser, root string) (*Config, error) {
 				if len(args) != 1 {
 					return nil, d.ArgErr()
 				}
-				c.InstancesFile = args[0]
+				c.InstancesFile, c.InstancesLine = args[0], d.Line()
 				if !filepath.IsAbs(c.InstancesFile) {
 					c.InstancesFile = filepath.Join(root, c.InstancesFile)
 				}
@@ -278,7 +279,9 @@ func Parse(d *caddyfile.Dispenser, root string) (*Config, error) {
 	}
 	if c.InstancesFile != "" {
 		if prefixes != nil {
-			return nil, d.Errf("prefix and instances cannot be used together: the prefixes come from %s", c.InstancesFile)
+			// Named at the instances line, in the dispenser's own form.
+			return nil, fmt.Errorf("%s:%d - Error during parsing: prefix and instances cannot be used together: the prefixes come from %s",
+				c.File, c.InstancesLine, c.InstancesFile)
 		}
 		cfg, err := LoadInstances(c.InstancesFile)
 		if err != nil {

@@ -1,18 +1,17 @@
-// Package corefile reads the prefixes a Corefile's dns64 blocks synthesize
-// with and compares them with the NAT64 instances of a nat64.toml: the
-// check that catches the most common DNS64/NAT64 misconfiguration, a DNS64
-// handing out addresses under a prefix that no translator routes.
+// Package corefile compares the prefixes a Corefile's dns64 blocks
+// synthesize with and the NAT64 instances of a nat64.toml: the check that
+// catches the most common DNS64/NAT64 misconfiguration, a DNS64 handing
+// out addresses under a prefix that no translator routes.
+//
+// The Corefile is read by dns64conf, the parser the plugin itself runs at
+// start-up, so what is compared is what the plugin will synthesize with.
 package corefile
 
 import (
-	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
-	"github.com/coredns/caddy/caddyfile"
-
+	"github.com/nat64kit/nat64kit/internal/dns64conf"
 	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
@@ -20,135 +19,71 @@ import (
 // operator wrote it.
 type Use struct {
 	Prefix nat64conf.Prefix
-	Where  string // "Corefile:12" or "nat64.toml:4 (instances, Corefile:12)"
-	Block  string // where the dns64 directive itself stands, "Corefile:10"
+	Where  string // "Corefile:12", "nat64.toml:4 (instance "a", via instances at Corefile:12)"
 }
 
-// DNS64 is one dns64 directive of the Corefile.
+// DNS64 is the dns64 configuration of one server block.
 type DNS64 struct {
-	Where     string // "Corefile:10"
+	Where     string   // the block's first dns64 directive, "Corefile:10"
+	Zones     []string // the block's keys
 	Uses      []Use
-	Instances string // the instances FILE, resolved; "" when not used
+	Instances string // the instances file, resolved; "" when not used
 }
 
-// Read parses the Corefile and returns its dns64 directives in file order.
-// Relative `instances` paths resolve as CoreDNS resolves them (against the
-// working directory, or the block's `root`), falling back to the
-// Corefile's own directory so a check run from elsewhere still finds them.
-func Read(path string) ([]DNS64, error) {
-	data, err := os.ReadFile(path)
+// Read parses the Corefile as CoreDNS started in workDir would and returns
+// the dns64 configuration of each server block that has one, in file
+// order.
+func Read(path, workDir string) ([]DNS64, error) {
+	blocks, err := dns64conf.ReadCorefile(path, workDir)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(path, data)
+	return fromBlocks(blocks), nil
 }
 
 // Parse is Read for a Corefile already in memory; path names it in
-// messages and anchors relative paths.
-func Parse(path string, data []byte) ([]DNS64, error) {
-	blocks, err := caddyfile.Parse(path, bytes.NewReader(data), nil)
+// messages and anchors imports.
+func Parse(path string, data []byte, workDir string) ([]DNS64, error) {
+	blocks, err := dns64conf.ParseCorefile(path, data, workDir)
 	if err != nil {
 		return nil, err
 	}
+	return fromBlocks(blocks), nil
+}
+
+func fromBlocks(blocks []dns64conf.Block) []DNS64 {
 	var out []DNS64
-	for _, sb := range blocks {
-		root := blockRoot(sb.Tokens["root"])
-		d := caddyfile.NewDispenserTokens(path, sb.Tokens["dns64"])
-		for d.Next() {
-			if d.Val() != "dns64" {
-				continue
-			}
-			dir, err := readDirective(&d, path, root)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, dir)
+	for _, b := range blocks {
+		if b.DNS64 != nil {
+			out = append(out, uses(b.Keys, b.DNS64))
 		}
 	}
-	return out, nil
+	return out
 }
 
-func blockRoot(tokens []caddyfile.Token) string {
-	if len(tokens) >= 2 {
-		return tokens[1].Text
-	}
-	return ""
-}
-
-// readDirective reads one `dns64 [PREFIX] { ... }`. Only what decides the
-// prefixes is interpreted; the plugin's own setup validates the rest.
-func readDirective(d *caddyfile.Dispenser, corefile, root string) (DNS64, error) {
-	where := func(line int) string { return fmt.Sprintf("%s:%d", corefile, line) }
-	dir := DNS64{Where: where(d.Line())}
-	addPrefix := func(s string, line int) error {
-		p, err := nat64conf.ParsePrefix(s)
-		if err != nil {
-			return fmt.Errorf("%s: dns64: %v", where(line), err)
+// uses lists the prefixes of one block, each with the line that decided it.
+func uses(zones []string, c *dns64conf.Config) DNS64 {
+	where := func(line int) string { return fmt.Sprintf("%s:%d", c.File, line) }
+	d := DNS64{Where: where(c.Line), Zones: zones}
+	switch {
+	case c.Instances != nil:
+		d.Instances = c.InstancesFile
+		for i := range c.Instances.Instances {
+			in := &c.Instances.Instances[i]
+			d.Uses = append(d.Uses, Use{
+				Prefix: in.Prefix,
+				Where: fmt.Sprintf("%s:%d (instance %q, via instances at %s)",
+					c.InstancesFile, in.LineOf("prefix"), in.Name, where(c.InstancesLine)),
+			})
 		}
-		dir.Uses = append(dir.Uses, Use{Prefix: p, Where: where(line), Block: dir.Where})
-		return nil
-	}
-	for _, a := range d.RemainingArgs() {
-		if err := addPrefix(a, d.Line()); err != nil {
-			return dir, err
+	case c.DefaultPrefix:
+		d.Uses = []Use{{Prefix: dns64conf.WellKnownPrefix(), Where: d.Where + " (default prefix)"}}
+	default:
+		for _, p := range c.Prefixes {
+			d.Uses = append(d.Uses, Use{Prefix: p.Prefix, Where: where(p.Line)})
 		}
 	}
-	for d.NextBlock() {
-		switch d.Val() {
-		case "prefix":
-			line := d.Line()
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return dir, fmt.Errorf("%s: dns64: prefix needs at least one prefix", where(line))
-			}
-			for _, a := range args {
-				if err := addPrefix(a, line); err != nil {
-					return dir, err
-				}
-			}
-		case "instances":
-			line := d.Line()
-			args := d.RemainingArgs()
-			if len(args) != 1 {
-				return dir, fmt.Errorf("%s: dns64: instances takes exactly one file", where(line))
-			}
-			file := resolve(args[0], root, filepath.Dir(corefile))
-			cfg, err := nat64conf.Load(file)
-			if err != nil {
-				return dir, fmt.Errorf("%s: dns64: instances %s: %w", where(line), args[0], err)
-			}
-			dir.Instances = file
-			for i := range cfg.Instances {
-				in := &cfg.Instances[i]
-				dir.Uses = append(dir.Uses, Use{
-					Prefix: in.Prefix,
-					Where:  fmt.Sprintf("%s:%d (instance %q, via instances at %s)", file, in.LineOf("prefix"), in.Name, where(line)),
-					Block:  dir.Where,
-				})
-			}
-		default:
-			d.RemainingArgs() // options that do not decide prefixes
-		}
-	}
-	if len(dir.Uses) == 0 {
-		// The built-in default of CoreDNS's dns64.
-		p, _ := nat64conf.NewPrefix(nat64conf.WellKnownPrefix)
-		dir.Uses = append(dir.Uses, Use{Prefix: p, Where: dir.Where + " (default prefix)", Block: dir.Where})
-	}
-	return dir, nil
-}
-
-func resolve(file, root, corefileDir string) string {
-	if filepath.IsAbs(file) {
-		return file
-	}
-	if root != "" {
-		return filepath.Join(root, file)
-	}
-	if _, err := os.Stat(file); err == nil {
-		return file
-	}
-	return filepath.Join(corefileDir, file)
+	return d
 }
 
 // Mismatch is one disagreement between the two files, phrased as what to

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/coredns/coredns/core/dnsserver"
+
+	"github.com/nat64kit/nat64kit/internal/dns64conf"
 )
 
 const (
@@ -84,6 +86,11 @@ func TestDirectivesAreStock(t *testing.T) {
 	}
 	if !slices.Equal(dnsserver.Directives, stock) {
 		t.Error("dnsserver.Directives is not the stock list after init")
+	}
+	// nat64ctl check tokenizes Corefiles with this list, so it refuses the
+	// same unknown directives CoreDNS does.
+	if !slices.Equal(dns64conf.Directives, stock) {
+		t.Errorf("dns64conf.Directives differ from the stock list:\n ours  %v\n stock %v", dns64conf.Directives, stock)
 	}
 	n := 0
 	for _, d := range dnsserver.Directives {
