@@ -27,7 +27,7 @@ import (
 
 // checkVerdict is the part of `nat64ctl check --json` this test reads.
 type checkVerdict struct {
-	OK    bool     `json:"ok"`
+	OK    bool `json:"ok"`
 	DNS64 []struct {
 		Where    string   `json:"where"`
 		Zones    []string `json:"zones"`
