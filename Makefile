@@ -6,7 +6,7 @@ BIN   := bin
 TOOLS := $(BIN)/tools
 DEPS  := ./scripts/deps.sh
 
-.PHONY: all build demo test deps-test fmt vet staticcheck unit fuzz bench clean
+.PHONY: all build demo test fresh-check deps-test fmt vet staticcheck unit fuzz bench clean
 
 all: build
 
@@ -27,6 +27,11 @@ test: deps-test fmt vet staticcheck unit
 
 deps-test:
 	$(DEPS) test
+
+## fresh-check: `make test` in a clean clone of HEAD with empty Go caches, as
+## on a new machine; prints how long it took.
+fresh-check:
+	./test/fresh-check.sh
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
