@@ -58,6 +58,12 @@ type Stats struct {
 	Bytes   map[string]uint64 `json:"bytes"`
 	// Drops by reason; every drop is counted under exactly one.
 	Drops map[string]uint64 `json:"drops"`
+	// ICMPErrors counts the ICMP errors the translator originated itself
+	// (Time Exceeded, Packet Too Big, Fragmentation Needed, Parameter
+	// Problem, Address and Port Unreachable); Hairpinned the IPv6 packets
+	// sent straight back to the IPv6 side (RFC 6146 §3.8).
+	ICMPErrors uint64 `json:"icmp_errors_sent"`
+	Hairpinned uint64 `json:"hairpinned"`
 
 	Sessions        map[string]int `json:"sessions"` // by protocol
 	BIBEntries      map[string]int `json:"bib_entries"`

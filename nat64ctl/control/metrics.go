@@ -12,6 +12,7 @@ type collector struct {
 	b Backend
 
 	packets, bytes, drops *prometheus.Desc
+	icmpErrors, hairpins  *prometheus.Desc
 	sessions, bib         *prometheus.Desc
 	portsInUse, ports, up *prometheus.Desc
 	batches               *prometheus.Desc
@@ -28,6 +29,8 @@ func newCollector(b Backend) *collector {
 		packets:    d("packets_translated_total", "Packets translated, by direction (6to4, 4to6) and protocol.", "direction", "proto"),
 		bytes:      d("bytes_translated_total", "Bytes of translated packets as received, by direction and protocol.", "direction", "proto"),
 		drops:      d("drops_total", "Packets dropped, by reason.", "reason"),
+		icmpErrors: d("icmp_errors_sent_total", "ICMP errors the translator originated (Time Exceeded, Packet Too Big, ...)."),
+		hairpins:   d("hairpinned_total", "IPv6 packets to a pool4 address sent back to the IPv6 side."),
 		sessions:   d("sessions", "Sessions in the table, by protocol.", "proto"),
 		bib:        d("bib_entries", "BIB entries, by protocol.", "proto"),
 		portsInUse: d("pool4_ports_in_use", "pool4 transport addresses bound by BIB entries."),
@@ -38,7 +41,7 @@ func newCollector(b Backend) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.sessions, c.bib, c.portsInUse, c.ports, c.up, c.batches} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.icmpErrors, c.hairpins, c.sessions, c.bib, c.portsInUse, c.ports, c.up, c.batches} {
 		ch <- d
 	}
 }
@@ -56,6 +59,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for reason, v := range s.Drops {
 		ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(v), reason)
 	}
+	ch <- prometheus.MustNewConstMetric(c.icmpErrors, prometheus.CounterValue, float64(s.ICMPErrors))
+	ch <- prometheus.MustNewConstMetric(c.hairpins, prometheus.CounterValue, float64(s.Hairpinned))
 	for p, v := range s.Sessions {
 		ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(v), p)
 	}

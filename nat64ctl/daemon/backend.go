@@ -65,6 +65,9 @@ func (b backend) Stats() control.Stats {
 	for _, w := range d.workers {
 		w.snapshot(&c, &batches)
 	}
+	d.expireMu.Lock()
+	c.Add(&d.expirer.Counters)
+	d.expireMu.Unlock()
 	ts := d.table.Stats()
 	in := d.inst.Load()
 	s := control.Stats{
@@ -78,6 +81,8 @@ func (b backend) Stats() control.Stats {
 		BIBEntries:  map[string]int{},
 		BatchBounds: batchBounds[:],
 		TUNBatches:  batches[:],
+		ICMPErrors:  c.ICMPErrors,
+		Hairpinned:  c.Hairpinned,
 	}
 	for dir := xlat.Direction(0); dir < xlat.NumDirections; dir++ {
 		for p := xlat.ProtoIndex(0); p < xlat.NumProtos; p++ {

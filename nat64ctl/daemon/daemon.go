@@ -63,9 +63,11 @@ type Daemon struct {
 	started time.Time
 	healthy atomic.Bool
 
-	// expirer builds the ICMP errors for held SYNs that time out.
+	// expirer builds the ICMP errors for held SYNs that time out; expireMu
+	// guards its counters, which Stats reads from another goroutine.
 	expirer   *xlat.Translator
 	expireOut *xlat.Output
+	expireMu  sync.Mutex
 
 	stopOnce sync.Once
 	stopErr  error
@@ -224,6 +226,8 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 // answered with ICMP Port Unreachable (RFC 6146 section 3.5.2.2) through
 // the first worker's device.
 func (d *Daemon) expire() {
+	d.expireMu.Lock()
+	defer d.expireMu.Unlock()
 	w := d.workers[0]
 	d.table.Expire(d.now(), func(pkt []byte) {
 		if d.expirer.PortUnreachable(pkt, d.expireOut) {

@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/nat64kit/nat64kit/nat64ctl/control"
 	"github.com/nat64kit/nat64kit/nat64ctl/tunio"
+	"github.com/nat64kit/nat64kit/nat64ctl/tunio/tuntest"
 )
 
 // freePort finds a loopback port for the control API (the config refuses
@@ -41,12 +44,12 @@ control = "127.0.0.1:%d"
 
 // startMemory runs a daemon on an in-memory TUN queue: the real
 // translator, state table and control API, without the kernel.
-func startMemory(t *testing.T, pool4 string) (*Daemon, *tunio.Memory, string) {
+func startMemory(t *testing.T, pool4 string) (*Daemon, *tuntest.Memory, string) {
 	t.Helper()
 	return startMemoryWith(t, pool4, Options{Log: slog.New(slog.DiscardHandler)})
 }
 
-func startMemoryWith(t *testing.T, pool4 string, opts Options) (*Daemon, *tunio.Memory, string) {
+func startMemoryWith(t *testing.T, pool4 string, opts Options) (*Daemon, *tuntest.Memory, string) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "nat64.toml")
@@ -54,7 +57,7 @@ func startMemoryWith(t *testing.T, pool4 string, opts Options) (*Daemon, *tunio.
 	if err := os.WriteFile(cfg, fmt.Appendf(nil, configFmt, pool4, port), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	mem := tunio.NewMemory("nat64-t", 1500, 16, 64)
+	mem := tuntest.NewMemory("nat64-t", 1500, 16, 64)
 	if opts.Devices == nil {
 		opts.Devices = []tunio.Device{mem}
 	}
@@ -125,7 +128,7 @@ func udp4(src, dst netip.AddrPort, payload string) []byte {
 	return p
 }
 
-func next(t *testing.T, mem *tunio.Memory) []byte {
+func next(t *testing.T, mem *tuntest.Memory) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -261,7 +264,7 @@ func TestWorkerAllocatesNothing(t *testing.T) {
 	// hand, so the measurement holds only the packet path.
 	d.Stop()
 	for _, pipelined := range []bool{false, true} {
-		dev := tunio.NewMemory("x", 1500, 16, 1024)
+		dev := tuntest.NewMemory("x", 1500, 16, 1024)
 		w := newWorker(dev, d.workers[0].tr, 1600, d.now, d.log, pipelined)
 		if pipelined {
 			defer w.startWriter()()
@@ -360,7 +363,7 @@ func TestDaemonMappingLog(t *testing.T) {
 // failingOnce is a device whose first Read fails, as a kernel TUN does for
 // a super-packet with more segments than the batch has buffers.
 type failingOnce struct {
-	*tunio.Memory
+	*tuntest.Memory
 	failed atomic.Bool
 }
 
@@ -373,7 +376,7 @@ func (f *failingOnce) Read(bufs [][]byte, sizes []int, offset int) (int, error) 
 
 // A failed read is counted as a drop and the worker goes on reading.
 func TestDaemonCountsReadErrors(t *testing.T) {
-	mem := tunio.NewMemory("nat64-t", 1500, 16, 64)
+	mem := tuntest.NewMemory("nat64-t", 1500, 16, 64)
 	d, _, _ := startMemoryWith(t, "203.0.113.1/32", Options{
 		Log:     slog.New(slog.DiscardHandler),
 		Devices: []tunio.Device{&failingOnce{Memory: mem}},
@@ -384,5 +387,49 @@ func TestDaemonCountsReadErrors(t *testing.T) {
 	next(t, mem)
 	if n := (backend{d}).Stats().Drops["tun_read_error"]; n != 1 {
 		t.Fatalf("tun_read_error = %d, want 1", n)
+	}
+}
+
+// The ICMP errors the translator originates and the hairpinned packets
+// reach the operator: in Stats and on /metrics.
+func TestDaemonReportsICMPErrorsAndHairpins(t *testing.T) {
+	d, mem, _ := startMemory(t, "203.0.113.1/32")
+	expired := udp6(client, synth, "ttl")
+	expired[7] = 1 // hop limit 1: Time Exceeded back to the client
+	if err := mem.Inject(expired); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(t, mem); e[0]>>4 != 6 || e[6] != 58 || e[40] != 3 {
+		t.Fatalf("want ICMPv6 Time Exceeded, got % x", e[:48])
+	}
+	// To the IPv6 face of a pool4 address that another IPv6 host holds
+	// (here through a static entry): straight back to the IPv6 side.
+	other := netip.MustParseAddrPort("[2001:db8::2]:7000")
+	c := control.NewClient(d.control.Addr())
+	if err := c.AddStatic(context.Background(), control.StaticEntry{Proto: "udp", IPv6: other, IPv4: netip.MustParseAddrPort("203.0.113.1:7000")}); err != nil {
+		t.Fatal(err)
+	}
+	own := netip.MustParseAddrPort("[64:ff9b:1::cb00:7101]:7000")
+	if err := mem.Inject(udp6(client, own, "loop")); err != nil {
+		t.Fatal(err)
+	}
+	if h := next(t, mem); h[0]>>4 != 6 || netip.AddrFrom16([16]byte(h[24:40])) != other.Addr() {
+		t.Fatalf("want the packet back toward %s, got % x", other, h[:40])
+	}
+	// Counted before sent, so both are in the counters now.
+	st := (backend{d}).Stats()
+	if st.ICMPErrors != 1 || st.Hairpinned != 1 {
+		t.Errorf("icmp_errors_sent %d, hairpinned %d; want 1 and 1", st.ICMPErrors, st.Hairpinned)
+	}
+	resp, err := http.Get("http://" + d.control.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{"nat64ctl_icmp_errors_sent_total 1", "nat64ctl_hairpinned_total 1"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }

@@ -139,8 +139,9 @@ func (w *worker) handle(n int) {
 	for i := 0; i < n; i++ {
 		buf := w.slot.batch.Bufs[i]
 		w.tr.Process(buf, tunio.Offset, w.slot.batch.Sizes[i], now, w.out)
-		for _, p := range w.out.List() {
-			w.queue(buf, p)
+		for j, p := range w.out.List() {
+			start, inPlace := w.out.InPlace(j)
+			w.queue(buf, p, start, inPlace)
 		}
 	}
 	// Counted before sent: whoever sees a packet of this batch also sees
@@ -154,11 +155,12 @@ func (w *worker) handle(n int) {
 	w.slot = <-w.written
 }
 
-// queue puts one output packet on the write list: in place when it lies in
-// the read buffer, else through a spare buffer.
-func (w *worker) queue(buf, p []byte) {
+// queue puts one output packet on the write list: in place when the
+// translator rewrote it in the read buffer (at buf[start:]) with room for
+// the device's header in front, else through a spare buffer.
+func (w *worker) queue(buf, p []byte, start int, inPlace bool) {
 	s := w.slot
-	if start, ok := offsetIn(buf, p); ok && start >= tunio.WriteOffset {
+	if inPlace && start >= tunio.WriteOffset {
 		s.batch.Queue(buf, start, start+len(p))
 		return
 	}
@@ -246,19 +248,4 @@ func bucket(n int) int {
 		}
 	}
 	return len(batchBounds) - 1
-}
-
-// offsetIn returns where p starts inside buf when p is a sub-slice of buf
-// reaching to buf's capacity (how the translator slices a packet it
-// rewrote in place).
-func offsetIn(buf, p []byte) (int, bool) {
-	if cap(p) == 0 || cap(p) > cap(buf) {
-		return 0, false
-	}
-	start := cap(buf) - cap(p)
-	full := buf[:cap(buf)]
-	if &full[start] != &p[:1][0] {
-		return 0, false
-	}
-	return start, true
 }

@@ -77,28 +77,12 @@ func PseudoHeaderSum6(src, dst *[16]byte, proto uint8, length uint32) uint16 {
 	return Add(s, uint16(proto))
 }
 
-// UpdateChecksum16 returns the checksum field value after one 16-bit word
-// covered by it changed from old to new (RFC 1624 eqn. 3:
-// HC' = ~(~HC + ~m + m')). An incorrect checksum stays incorrect by the same
-// amount, which RFC 7915 asks of a translator.
-func UpdateChecksum16(cksum, old, new uint16) uint16 {
+// UpdateChecksum returns the checksum field value after data it covers
+// changed from contributing old to contributing new: one 16-bit word, or a
+// folded sum of many (from Checksum or PseudoHeaderSum*, as when addresses
+// change family). It is RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'). An
+// incorrect checksum stays incorrect by the same amount, which RFC 7915
+// asks of a translator.
+func UpdateChecksum(cksum, old, new uint16) uint16 {
 	return ^Add(Add(^cksum, ^old), new)
-}
-
-// UpdateChecksumSum replaces, in the checksum field value cksum, the
-// contribution oldSum by newSum (both folded one's-complement sums, e.g.
-// from Checksum or PseudoHeaderSum*). It is RFC 1624 applied to many words
-// at once, used for the pseudo-header swap when addresses change family.
-func UpdateChecksumSum(cksum, oldSum, newSum uint16) uint16 {
-	return ^Add(Add(^cksum, ^oldSum), newSum)
-}
-
-// UpdateChecksumAddr4 is UpdateChecksumSum for a 4-byte address rewrite.
-func UpdateChecksumAddr4(cksum uint16, old, new [4]byte) uint16 {
-	return UpdateChecksumSum(cksum, Checksum(old[:], 0), Checksum(new[:], 0))
-}
-
-// UpdateChecksumAddr16 is UpdateChecksumSum for a 16-byte address rewrite.
-func UpdateChecksumAddr16(cksum uint16, old, new *[16]byte) uint16 {
-	return UpdateChecksumSum(cksum, Checksum(old[:], 0), Checksum(new[:], 0))
 }

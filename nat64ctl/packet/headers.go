@@ -10,24 +10,21 @@ package packet
 
 import "encoding/binary"
 
-// Protocol numbers (IANA "Assigned Internet Protocol Numbers").
+// Protocol numbers (IANA "Assigned Internet Protocol Numbers") the
+// translator reads or writes.
 const (
-	ProtoHopByHop  = 0
-	ProtoICMPv4    = 1
-	ProtoTCP       = 6
-	ProtoUDP       = 17
-	ProtoRouting   = 43
-	ProtoFragment  = 44
-	ProtoICMPv6    = 58
-	ProtoNoNext    = 59
-	ProtoDestOpts  = 60
-	ProtoESP       = 50
-	ProtoAH        = 51
-	ProtoMobility  = 135
-	ProtoHIP       = 139
-	ProtoShim6     = 140
-	ProtoExp253    = 253
-	ProtoExp254    = 254
+	ProtoHopByHop = 0
+	ProtoICMPv4   = 1
+	ProtoTCP      = 6
+	ProtoUDP      = 17
+	ProtoRouting  = 43
+	ProtoFragment = 44
+	ProtoICMPv6   = 58
+	ProtoDestOpts = 60
+)
+
+// Sizes and limits.
+const (
 	IPv4MinHeader  = 20
 	IPv6HeaderLen  = 40
 	FragmentLen    = 8
@@ -63,57 +60,87 @@ const (
 // units; FragOffset returns bytes.
 type IPv4 []byte
 
+// Field offsets of the IPv4 header.
+const (
+	ipv4VersionIHL  = 0
+	ipv4TOS         = 1
+	ipv4TotalLen    = 2
+	ipv4ID          = 4
+	ipv4FlagsOffset = 6
+	ipv4TTL         = 8
+	ipv4Protocol    = 9
+	ipv4Checksum    = 10
+	ipv4Src         = 12
+	ipv4Dst         = 16
+)
+
 // IPv4 flag bits in the 16-bit flags/offset word.
 const (
 	IPv4FlagDF = 0x4000
 	IPv4FlagMF = 0x2000
+	ipv4Offset = 0x1fff
 )
 
-func (b IPv4) Version() uint8         { return b[0] >> 4 }
-func (b IPv4) HeaderLen() int         { return int(b[0]&0x0f) * 4 }
-func (b IPv4) TOS() uint8             { return b[1] }
-func (b IPv4) TotalLen() uint16       { return binary.BigEndian.Uint16(b[2:]) }
-func (b IPv4) ID() uint16             { return binary.BigEndian.Uint16(b[4:]) }
-func (b IPv4) flagsOffset() uint16    { return binary.BigEndian.Uint16(b[6:]) }
-func (b IPv4) DF() bool               { return b.flagsOffset()&IPv4FlagDF != 0 }
-func (b IPv4) MF() bool               { return b.flagsOffset()&IPv4FlagMF != 0 }
-func (b IPv4) FragOffset() int        { return int(b.flagsOffset()&0x1fff) * 8 }
-func (b IPv4) IsFragment() bool       { return b.flagsOffset()&(IPv4FlagMF|0x1fff) != 0 }
-func (b IPv4) TTL() uint8             { return b[8] }
-func (b IPv4) Protocol() uint8        { return b[9] }
-func (b IPv4) Checksum() uint16       { return binary.BigEndian.Uint16(b[10:]) }
-func (b IPv4) Src() (a [4]byte)       { copy(a[:], b[12:16]); return }
-func (b IPv4) Dst() (a [4]byte)       { copy(a[:], b[16:20]); return }
-func (b IPv4) Payload() []byte        { return b[b.HeaderLen():b.TotalLen()] }
-func (b IPv4) SetTOS(v uint8)         { b[1] = v }
-func (b IPv4) SetTotalLen(v uint16)   { binary.BigEndian.PutUint16(b[2:], v) }
-func (b IPv4) SetID(v uint16)         { binary.BigEndian.PutUint16(b[4:], v) }
-func (b IPv4) SetTTL(v uint8)         { b[8] = v }
-func (b IPv4) SetProtocol(v uint8)    { b[9] = v }
-func (b IPv4) SetChecksum(v uint16)   { binary.BigEndian.PutUint16(b[10:], v) }
-func (b IPv4) SetSrc(a [4]byte)       { copy(b[12:16], a[:]) }
-func (b IPv4) SetDst(a [4]byte)       { copy(b[16:20], a[:]) }
-func (b IPv4) SetVersionIHL(ihl int)  { b[0] = 0x40 | uint8(ihl/4) }
-func (b IPv4) HeaderChecksumOK() bool { return Checksum(b[:b.HeaderLen()], 0) == 0xffff }
+func (b IPv4) Version() uint8      { return b[ipv4VersionIHL] >> 4 }
+func (b IPv4) HeaderLen() int      { return int(b[ipv4VersionIHL]&0x0f) * 4 }
+func (b IPv4) TOS() uint8          { return b[ipv4TOS] }
+func (b IPv4) TotalLen() uint16    { return binary.BigEndian.Uint16(b[ipv4TotalLen:]) }
+func (b IPv4) ID() uint16          { return binary.BigEndian.Uint16(b[ipv4ID:]) }
+func (b IPv4) flagsOffset() uint16 { return binary.BigEndian.Uint16(b[ipv4FlagsOffset:]) }
+func (b IPv4) DF() bool            { return b.flagsOffset()&IPv4FlagDF != 0 }
+func (b IPv4) MF() bool            { return b.flagsOffset()&IPv4FlagMF != 0 }
+func (b IPv4) FragOffset() int     { return int(b.flagsOffset()&ipv4Offset) * 8 }
+func (b IPv4) TTL() uint8          { return b[ipv4TTL] }
+func (b IPv4) Protocol() uint8     { return b[ipv4Protocol] }
+func (b IPv4) Checksum() uint16    { return binary.BigEndian.Uint16(b[ipv4Checksum:]) }
+func (b IPv4) Src() (a [4]byte)    { copy(a[:], b[ipv4Src:ipv4Src+4]); return }
+func (b IPv4) Dst() (a [4]byte)    { copy(a[:], b[ipv4Dst:ipv4Dst+4]); return }
+func (b IPv4) SetTotalLen(v uint16) {
+	binary.BigEndian.PutUint16(b[ipv4TotalLen:], v)
+}
+func (b IPv4) SetChecksum(v uint16) { binary.BigEndian.PutUint16(b[ipv4Checksum:], v) }
+func (b IPv4) HeaderChecksumOK() bool {
+	return Checksum(b[:b.HeaderLen()], 0) == 0xffff
+}
+
+// ComputeHeaderChecksum writes the header checksum over the header as it
+// stands.
 func (b IPv4) ComputeHeaderChecksum() {
 	b.SetChecksum(0)
 	b.SetChecksum(^Checksum(b[:b.HeaderLen()], 0))
 }
-func (b IPv4) PseudoHeaderSum(proto uint8, l4len uint16) uint16 {
-	return PseudoHeaderSum4(b.Src(), b.Dst(), proto, l4len)
+
+// IPv4Fields are the fields of an IPv4 header without options.
+type IPv4Fields struct {
+	TOS        uint8
+	TotalLen   uint16
+	ID         uint16
+	DF, MF     bool
+	FragOffset int // bytes, a multiple of 8
+	TTL        uint8
+	Protocol   uint8
+	Src, Dst   [4]byte
 }
 
-// SetFlagsOffset writes DF, MF and the fragment offset (in bytes, a
-// multiple of 8).
-func (b IPv4) SetFlagsOffset(df, mf bool, offset int) {
-	v := uint16(offset/8) & 0x1fff
-	if df {
-		v |= IPv4FlagDF
+// Encode writes a 20-byte header from f, with its checksum.
+func (b IPv4) Encode(f *IPv4Fields) {
+	flags := uint16(f.FragOffset/8) & ipv4Offset
+	if f.DF {
+		flags |= IPv4FlagDF
 	}
-	if mf {
-		v |= IPv4FlagMF
+	if f.MF {
+		flags |= IPv4FlagMF
 	}
-	binary.BigEndian.PutUint16(b[6:], v)
+	b[ipv4VersionIHL] = 0x40 | IPv4MinHeader/4
+	b[ipv4TOS] = f.TOS
+	binary.BigEndian.PutUint16(b[ipv4TotalLen:], f.TotalLen)
+	binary.BigEndian.PutUint16(b[ipv4ID:], f.ID)
+	binary.BigEndian.PutUint16(b[ipv4FlagsOffset:], flags)
+	b[ipv4TTL] = f.TTL
+	b[ipv4Protocol] = f.Protocol
+	copy(b[ipv4Src:ipv4Src+4], f.Src[:])
+	copy(b[ipv4Dst:ipv4Dst+4], f.Dst[:])
+	b.ComputeHeaderChecksum()
 }
 
 // IPv6 is the IPv6 fixed header (RFC 8200 §3):
@@ -129,24 +156,46 @@ func (b IPv4) SetFlagsOffset(df, mf bool, offset int) {
 //	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 type IPv6 []byte
 
-func (b IPv6) Version() uint8      { return b[0] >> 4 }
-func (b IPv6) TrafficClass() uint8 { return b[0]<<4 | b[1]>>4 }
-func (b IPv6) FlowLabel() uint32   { return binary.BigEndian.Uint32(b[0:]) & 0xfffff }
-func (b IPv6) PayloadLen() uint16  { return binary.BigEndian.Uint16(b[4:]) }
-func (b IPv6) NextHeader() uint8   { return b[6] }
-func (b IPv6) HopLimit() uint8     { return b[7] }
-func (b IPv6) Src() (a [16]byte)   { copy(a[:], b[8:24]); return }
-func (b IPv6) Dst() (a [16]byte)   { copy(a[:], b[24:40]); return }
+// Field offsets of the IPv6 header.
+const (
+	ipv6VersionClassFlow = 0
+	ipv6PayloadLen       = 4
+	ipv6NextHeader       = 6
+	ipv6HopLimit         = 7
+	ipv6Src              = 8
+	ipv6Dst              = 24
+)
 
-// SetVersionClassFlow writes version 6, the traffic class and the flow label.
-func (b IPv6) SetVersionClassFlow(tc uint8, flow uint32) {
-	binary.BigEndian.PutUint32(b[0:], 6<<28|uint32(tc)<<20|flow&0xfffff)
+func (b IPv6) Version() uint8      { return b[ipv6VersionClassFlow] >> 4 }
+func (b IPv6) TrafficClass() uint8 { return b[0]<<4 | b[1]>>4 }
+func (b IPv6) FlowLabel() uint32 {
+	return binary.BigEndian.Uint32(b[ipv6VersionClassFlow:]) & 0xfffff
 }
-func (b IPv6) SetPayloadLen(v uint16) { binary.BigEndian.PutUint16(b[4:], v) }
-func (b IPv6) SetNextHeader(v uint8)  { b[6] = v }
-func (b IPv6) SetHopLimit(v uint8)    { b[7] = v }
-func (b IPv6) SetSrc(a *[16]byte)     { copy(b[8:24], a[:]) }
-func (b IPv6) SetDst(a *[16]byte)     { copy(b[24:40], a[:]) }
+func (b IPv6) PayloadLen() uint16 { return binary.BigEndian.Uint16(b[ipv6PayloadLen:]) }
+func (b IPv6) NextHeader() uint8  { return b[ipv6NextHeader] }
+func (b IPv6) HopLimit() uint8    { return b[ipv6HopLimit] }
+func (b IPv6) Src() (a [16]byte)  { copy(a[:], b[ipv6Src:ipv6Src+16]); return }
+func (b IPv6) Dst() (a [16]byte)  { copy(a[:], b[ipv6Dst:ipv6Dst+16]); return }
+
+// IPv6Fields are the fields of the IPv6 fixed header.
+type IPv6Fields struct {
+	TrafficClass uint8
+	FlowLabel    uint32
+	PayloadLen   uint16
+	NextHeader   uint8
+	HopLimit     uint8
+	Src, Dst     *[16]byte
+}
+
+// Encode writes the 40-byte fixed header from f.
+func (b IPv6) Encode(f *IPv6Fields) {
+	binary.BigEndian.PutUint32(b[ipv6VersionClassFlow:], 6<<28|uint32(f.TrafficClass)<<20|f.FlowLabel&0xfffff)
+	binary.BigEndian.PutUint16(b[ipv6PayloadLen:], f.PayloadLen)
+	b[ipv6NextHeader] = f.NextHeader
+	b[ipv6HopLimit] = f.HopLimit
+	copy(b[ipv6Src:ipv6Src+16], f.Src[:])
+	copy(b[ipv6Dst:ipv6Dst+16], f.Dst[:])
+}
 
 // IPv6Fragment is the IPv6 Fragment extension header (RFC 8200 §4.5):
 //
@@ -159,21 +208,38 @@ func (b IPv6) SetDst(a *[16]byte)     { copy(b[24:40], a[:]) }
 // Fragment Offset counts 8-byte units; Offset returns bytes.
 type IPv6Fragment []byte
 
-func (b IPv6Fragment) NextHeader() uint8 { return b[0] }
-func (b IPv6Fragment) Offset() int       { return int(binary.BigEndian.Uint16(b[2:])>>3) * 8 }
-func (b IPv6Fragment) More() bool        { return b[3]&1 != 0 }
-func (b IPv6Fragment) ID() uint32        { return binary.BigEndian.Uint32(b[4:]) }
+// Field offsets of the Fragment header.
+const (
+	fragNextHeader   = 0
+	fragOffsetMore   = 2
+	fragIdentication = 4
+)
 
-// Set writes the whole Fragment header; offset is in bytes, a multiple of 8.
-func (b IPv6Fragment) Set(next uint8, offset int, more bool, id uint32) {
-	b[0] = next
-	b[1] = 0
-	v := uint16(offset/8) << 3
-	if more {
+func (b IPv6Fragment) NextHeader() uint8 { return b[fragNextHeader] }
+func (b IPv6Fragment) Offset() int {
+	return int(binary.BigEndian.Uint16(b[fragOffsetMore:])>>3) * 8
+}
+func (b IPv6Fragment) More() bool { return b[fragOffsetMore+1]&1 != 0 }
+func (b IPv6Fragment) ID() uint32 { return binary.BigEndian.Uint32(b[fragIdentication:]) }
+
+// IPv6FragmentFields are the fields of a Fragment header.
+type IPv6FragmentFields struct {
+	NextHeader uint8
+	Offset     int // bytes, a multiple of 8
+	More       bool
+	ID         uint32
+}
+
+// Encode writes the whole Fragment header from f.
+func (b IPv6Fragment) Encode(f *IPv6FragmentFields) {
+	b[fragNextHeader] = f.NextHeader
+	b[fragNextHeader+1] = 0
+	v := uint16(f.Offset/8) << 3
+	if f.More {
 		v |= 1
 	}
-	binary.BigEndian.PutUint16(b[2:], v)
-	binary.BigEndian.PutUint32(b[4:], id)
+	binary.BigEndian.PutUint16(b[fragOffsetMore:], v)
+	binary.BigEndian.PutUint32(b[fragIdentication:], f.ID)
 }
 
 // TCP is a TCP header (RFC 9293 §3.1):
@@ -192,6 +258,18 @@ func (b IPv6Fragment) Set(next uint8, offset int, more bool, id uint32) {
 //	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 type TCP []byte
 
+// Field offsets of the TCP header.
+const (
+	tcpSrcPort    = 0
+	tcpDstPort    = 2
+	tcpSeq        = 4
+	tcpAck        = 8
+	tcpDataOffset = 12
+	tcpFlags      = 13
+	// TCPChecksumOffset is where the checksum lies in a TCP header.
+	TCPChecksumOffset = 16
+)
+
 // TCP flag bits.
 const (
 	TCPFin = 0x01
@@ -201,22 +279,16 @@ const (
 	TCPAck = 0x10
 )
 
-func (b TCP) SrcPort() uint16         { return binary.BigEndian.Uint16(b[0:]) }
-func (b TCP) DstPort() uint16         { return binary.BigEndian.Uint16(b[2:]) }
-func (b TCP) Seq() uint32             { return binary.BigEndian.Uint32(b[4:]) }
-func (b TCP) Ack() uint32             { return binary.BigEndian.Uint32(b[8:]) }
-func (b TCP) DataOffset() int         { return int(b[12]>>4) * 4 }
-func (b TCP) Flags() uint8            { return b[13] }
-func (b TCP) Checksum() uint16        { return binary.BigEndian.Uint16(b[16:]) }
-func (b TCP) SetSrcPort(v uint16)     { binary.BigEndian.PutUint16(b[0:], v) }
-func (b TCP) SetDstPort(v uint16)     { binary.BigEndian.PutUint16(b[2:], v) }
-func (b TCP) SetChecksum(v uint16)    { binary.BigEndian.PutUint16(b[16:], v) }
-func (b TCP) SetSeq(v uint32)         { binary.BigEndian.PutUint32(b[4:], v) }
-func (b TCP) SetDataOffset(bytes int) { b[12] = uint8(bytes/4) << 4 }
-func (b TCP) SetFlags(v uint8)        { b[13] = v }
-
-// TCPChecksumOffset is where the checksum lies in a TCP header.
-const TCPChecksumOffset = 16
+func (b TCP) SrcPort() uint16      { return binary.BigEndian.Uint16(b[tcpSrcPort:]) }
+func (b TCP) DstPort() uint16      { return binary.BigEndian.Uint16(b[tcpDstPort:]) }
+func (b TCP) Seq() uint32          { return binary.BigEndian.Uint32(b[tcpSeq:]) }
+func (b TCP) Ack() uint32          { return binary.BigEndian.Uint32(b[tcpAck:]) }
+func (b TCP) DataOffset() int      { return int(b[tcpDataOffset]>>4) * 4 }
+func (b TCP) Flags() uint8         { return b[tcpFlags] }
+func (b TCP) Checksum() uint16     { return binary.BigEndian.Uint16(b[TCPChecksumOffset:]) }
+func (b TCP) SetSrcPort(v uint16)  { binary.BigEndian.PutUint16(b[tcpSrcPort:], v) }
+func (b TCP) SetDstPort(v uint16)  { binary.BigEndian.PutUint16(b[tcpDstPort:], v) }
+func (b TCP) SetChecksum(v uint16) { binary.BigEndian.PutUint16(b[TCPChecksumOffset:], v) }
 
 // UDP is a UDP header (RFC 768):
 //
@@ -229,17 +301,22 @@ const TCPChecksumOffset = 16
 // Checksum 0 means "none" over IPv4 only; IPv6 forbids it (RFC 8200 §8.1).
 type UDP []byte
 
-func (b UDP) SrcPort() uint16      { return binary.BigEndian.Uint16(b[0:]) }
-func (b UDP) DstPort() uint16      { return binary.BigEndian.Uint16(b[2:]) }
-func (b UDP) Length() uint16       { return binary.BigEndian.Uint16(b[4:]) }
-func (b UDP) Checksum() uint16     { return binary.BigEndian.Uint16(b[6:]) }
-func (b UDP) SetSrcPort(v uint16)  { binary.BigEndian.PutUint16(b[0:], v) }
-func (b UDP) SetDstPort(v uint16)  { binary.BigEndian.PutUint16(b[2:], v) }
-func (b UDP) SetLength(v uint16)   { binary.BigEndian.PutUint16(b[4:], v) }
-func (b UDP) SetChecksum(v uint16) { binary.BigEndian.PutUint16(b[6:], v) }
+// Field offsets of the UDP header.
+const (
+	udpSrcPort = 0
+	udpDstPort = 2
+	udpLength  = 4
+	// UDPChecksumOffset is where the checksum lies in a UDP header.
+	UDPChecksumOffset = 6
+)
 
-// UDPChecksumOffset is where the checksum lies in a UDP header.
-const UDPChecksumOffset = 6
+func (b UDP) SrcPort() uint16      { return binary.BigEndian.Uint16(b[udpSrcPort:]) }
+func (b UDP) DstPort() uint16      { return binary.BigEndian.Uint16(b[udpDstPort:]) }
+func (b UDP) Length() uint16       { return binary.BigEndian.Uint16(b[udpLength:]) }
+func (b UDP) Checksum() uint16     { return binary.BigEndian.Uint16(b[UDPChecksumOffset:]) }
+func (b UDP) SetSrcPort(v uint16)  { binary.BigEndian.PutUint16(b[udpSrcPort:], v) }
+func (b UDP) SetDstPort(v uint16)  { binary.BigEndian.PutUint16(b[udpDstPort:], v) }
+func (b UDP) SetChecksum(v uint16) { binary.BigEndian.PutUint16(b[UDPChecksumOffset:], v) }
 
 // ICMPv4 is an ICMPv4 header (RFC 792), 8 bytes, whose second word depends
 // on the type:
@@ -256,6 +333,16 @@ const UDPChecksumOffset = 6
 // The RFC 4884 Length counts 32-bit words of the original datagram.
 type ICMPv4 []byte
 
+// Field offsets of the ICMP header, both versions.
+const (
+	icmpType     = 0
+	icmpCode     = 1
+	icmpChecksum = 2
+	icmpRest     = 4 // the second word
+	icmpIdent    = 4
+	icmpSeq      = 6
+)
+
 // ICMPv4 types used by the translator.
 const (
 	ICMPv4EchoReply      = 0
@@ -267,21 +354,39 @@ const (
 	ICMPv4CodePortUnr    = 3
 )
 
-func (b ICMPv4) Type() uint8               { return b[0] }
-func (b ICMPv4) Code() uint8               { return b[1] }
-func (b ICMPv4) Checksum() uint16          { return binary.BigEndian.Uint16(b[2:]) }
-func (b ICMPv4) Ident() uint16             { return binary.BigEndian.Uint16(b[4:]) }
-func (b ICMPv4) Seq() uint16               { return binary.BigEndian.Uint16(b[6:]) }
-func (b ICMPv4) Pointer() uint8            { return b[4] }
-func (b ICMPv4) Length4884() int           { return int(b[5]) * 4 }
-func (b ICMPv4) MTU() uint16               { return binary.BigEndian.Uint16(b[6:]) }
-func (b ICMPv4) SetTypeCode(t, c uint8)    { b[0], b[1] = t, c }
-func (b ICMPv4) SetChecksum(v uint16)      { binary.BigEndian.PutUint16(b[2:], v) }
-func (b ICMPv4) SetIdent(v uint16)         { binary.BigEndian.PutUint16(b[4:], v) }
-func (b ICMPv4) SetRest(v uint32)          { binary.BigEndian.PutUint32(b[4:], v) }
-func (b ICMPv4) SetMTU(v uint16)           { binary.BigEndian.PutUint16(b[6:], v) }
-func (b ICMPv4) SetPointer(v uint8)        { b[4] = v }
-func (b ICMPv4) SetLength4884(words uint8) { b[5] = words }
+func (b ICMPv4) Type() uint8            { return b[icmpType] }
+func (b ICMPv4) Code() uint8            { return b[icmpCode] }
+func (b ICMPv4) Checksum() uint16       { return binary.BigEndian.Uint16(b[icmpChecksum:]) }
+func (b ICMPv4) Ident() uint16          { return binary.BigEndian.Uint16(b[icmpIdent:]) }
+func (b ICMPv4) Seq() uint16            { return binary.BigEndian.Uint16(b[icmpSeq:]) }
+func (b ICMPv4) Pointer() uint8         { return b[icmpRest] }
+func (b ICMPv4) Length4884() int        { return int(b[icmpRest+1]) * 4 }
+func (b ICMPv4) MTU() uint16            { return binary.BigEndian.Uint16(b[icmpRest+2:]) }
+func (b ICMPv4) SetTypeCode(t, c uint8) { b[icmpType], b[icmpCode] = t, c }
+func (b ICMPv4) SetChecksum(v uint16)   { binary.BigEndian.PutUint16(b[icmpChecksum:], v) }
+func (b ICMPv4) SetIdent(v uint16)      { binary.BigEndian.PutUint16(b[icmpIdent:], v) }
+
+// ICMPFields are the first 8 bytes of an ICMPv4 or ICMPv6 message.
+type ICMPFields struct {
+	Type, Code uint8
+	// Rest is the second word: echo identifier and sequence, MTU,
+	// pointer, RFC 4884 length.
+	Rest uint32
+}
+
+// Encode writes the header from f with a zero checksum, to be computed
+// once the body is in place.
+func (b ICMPv4) Encode(f *ICMPFields) { encodeICMP(b, f) }
+
+func encodeICMP(b []byte, f *ICMPFields) {
+	b[icmpType], b[icmpCode] = f.Type, f.Code
+	binary.BigEndian.PutUint16(b[icmpChecksum:], 0)
+	binary.BigEndian.PutUint32(b[icmpRest:], f.Rest)
+}
+
+// ICMPv4Rest4884 is the second word of an ICMPv4 error with an RFC 4884
+// length of words 32-bit words.
+func ICMPv4Rest4884(words uint8) uint32 { return uint32(words) << 16 }
 
 // IsICMPv4Error reports whether an ICMPv4 type carries an original datagram.
 func IsICMPv4Error(t uint8) bool {
@@ -316,19 +421,25 @@ const (
 	ICMPv6EchoReply    = 129
 )
 
-func (b ICMPv6) Type() uint8               { return b[0] }
-func (b ICMPv6) Code() uint8               { return b[1] }
-func (b ICMPv6) Checksum() uint16          { return binary.BigEndian.Uint16(b[2:]) }
-func (b ICMPv6) Ident() uint16             { return binary.BigEndian.Uint16(b[4:]) }
-func (b ICMPv6) Seq() uint16               { return binary.BigEndian.Uint16(b[6:]) }
-func (b ICMPv6) MTU() uint32               { return binary.BigEndian.Uint32(b[4:]) }
-func (b ICMPv6) Pointer() uint32           { return binary.BigEndian.Uint32(b[4:]) }
-func (b ICMPv6) Length4884() int           { return int(b[4]) * 8 }
-func (b ICMPv6) SetTypeCode(t, c uint8)    { b[0], b[1] = t, c }
-func (b ICMPv6) SetChecksum(v uint16)      { binary.BigEndian.PutUint16(b[2:], v) }
-func (b ICMPv6) SetIdent(v uint16)         { binary.BigEndian.PutUint16(b[4:], v) }
-func (b ICMPv6) SetRest(v uint32)          { binary.BigEndian.PutUint32(b[4:], v) }
-func (b ICMPv6) SetLength4884(words uint8) { b[4] = words }
+func (b ICMPv6) Type() uint8            { return b[icmpType] }
+func (b ICMPv6) Code() uint8            { return b[icmpCode] }
+func (b ICMPv6) Checksum() uint16       { return binary.BigEndian.Uint16(b[icmpChecksum:]) }
+func (b ICMPv6) Ident() uint16          { return binary.BigEndian.Uint16(b[icmpIdent:]) }
+func (b ICMPv6) Seq() uint16            { return binary.BigEndian.Uint16(b[icmpSeq:]) }
+func (b ICMPv6) MTU() uint32            { return binary.BigEndian.Uint32(b[icmpRest:]) }
+func (b ICMPv6) Pointer() uint32        { return binary.BigEndian.Uint32(b[icmpRest:]) }
+func (b ICMPv6) Length4884() int        { return int(b[icmpRest]) * 8 }
+func (b ICMPv6) SetTypeCode(t, c uint8) { b[icmpType], b[icmpCode] = t, c }
+func (b ICMPv6) SetChecksum(v uint16)   { binary.BigEndian.PutUint16(b[icmpChecksum:], v) }
+func (b ICMPv6) SetIdent(v uint16)      { binary.BigEndian.PutUint16(b[icmpIdent:], v) }
+
+// Encode writes the header from f with a zero checksum, to be computed
+// once the body is in place.
+func (b ICMPv6) Encode(f *ICMPFields) { encodeICMP(b, f) }
+
+// ICMPv6Rest4884 is the second word of an ICMPv6 error with an RFC 4884
+// length of words 64-bit words.
+func ICMPv6Rest4884(words uint8) uint32 { return uint32(words) << 24 }
 
 // IsICMPv6Error reports whether an ICMPv6 type is an error message (RFC 4443
 // §2.1: types 0-127).

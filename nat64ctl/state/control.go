@@ -200,8 +200,6 @@ type Stats struct {
 	Sessions       int
 	Sources        int // IPv6 hosts with state
 	HeldSYNs       int
-	// Results counts the packets by outcome (Outbound and Inbound).
-	Results [NumResults]uint64
 }
 
 // Proto returns the counts of p (nil for other protocols).
@@ -220,11 +218,6 @@ func (s *Stats) Proto(p nat64conf.Protocol) *ProtoStats {
 // Stats returns the current counts.
 func (t *Table) Stats() Stats {
 	var st Stats
-	for i := range t.shard6 {
-		for r := range st.Results {
-			st.Results[r] += t.shard6[i].results[r].Load() + t.shard4[i].results[r].Load()
-		}
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for i, p := range protos {

@@ -212,10 +212,9 @@ type source struct {
 // shard is one lock domain of a session index, padded to its own cache
 // lines so packet goroutines on different shards do not share them.
 type shard struct {
-	mu      sync.RWMutex
-	ix      index
-	results [NumResults]atomic.Uint64
-	_       [56]byte
+	mu sync.RWMutex
+	ix index
+	_  [72]byte
 }
 
 // Table is the NAT64 state of one instance.
@@ -456,7 +455,6 @@ func remotePort4(f *Flow4) uint16 {
 // source to translate to.
 func (t *Table) Outbound(f *Flow6, tcpFlags uint8, now int64) (src4 [4]byte, srcPort4 uint16, r Result) {
 	if protoIndex(f.Proto) < 0 {
-		t.shard6[0].results[BadProtocol].Add(1)
 		return src4, 0, BadProtocol
 	}
 	rport := remotePort6(f)
@@ -468,20 +466,17 @@ func (t *Table) Outbound(f *Flow6, tcpFlags uint8, now int64) (src4 [4]byte, src
 		src4, srcPort4 = s.pool4, s.pport
 		t.touch(s, true, tcpFlags, now)
 		sh.mu.RUnlock()
-		sh.results[OK].Add(1)
 		return src4, srcPort4, OK
 	}
 	sh.mu.RUnlock()
 	if f.Proto == nat64conf.TCP && (tcpFlags&FlagSYN == 0 || tcpFlags&FlagRST != 0) {
 		// Cannot open a session: answer without the writer lock (after a
 		// restart every old connection's packets come this way).
-		sh.results[NotSYN].Add(1)
 		return src4, 0, NotSYN
 	}
 	t.mu.Lock()
 	src4, srcPort4, r = t.outboundLocked(f, rport, h, tcpFlags, now)
 	t.mu.Unlock()
-	sh.results[r].Add(1)
 	return src4, srcPort4, r
 }
 
@@ -490,7 +485,6 @@ func (t *Table) Outbound(f *Flow6, tcpFlags uint8, now int64) (src4 [4]byte, src
 // or holds a TCP SYN for simultaneous open (copying pkt).
 func (t *Table) Inbound(f *Flow4, tcpFlags uint8, pkt []byte, now int64) (dst6 [16]byte, dstPort6 uint16, r Result) {
 	if protoIndex(f.Proto) < 0 {
-		t.shard4[0].results[BadProtocol].Add(1)
 		return dst6, 0, BadProtocol
 	}
 	rport := remotePort4(f)
@@ -502,14 +496,12 @@ func (t *Table) Inbound(f *Flow4, tcpFlags uint8, pkt []byte, now int64) (dst6 [
 		dst6, dstPort6 = s.src6, s.sport
 		t.touch(s, false, tcpFlags, now)
 		sh.mu.RUnlock()
-		sh.results[OK].Add(1)
 		return dst6, dstPort6, OK
 	}
 	sh.mu.RUnlock()
 	t.mu.Lock()
 	dst6, dstPort6, r = t.inboundLocked(f, rport, h, tcpFlags, pkt, now)
 	t.mu.Unlock()
-	sh.results[r].Add(1)
 	return dst6, dstPort6, r
 }
 

@@ -45,9 +45,6 @@ func TestUDPRoundTripAndEndpointIndependentMapping(t *testing.T) {
 	if st.UDP.Sessions != 2 || st.UDP.BIB != 1 || st.UDP.PortsInUse != 1 || st.Sessions != 2 || st.Sources != 1 {
 		t.Fatalf("stats %+v", st)
 	}
-	if st.Results[OK] != 3 {
-		t.Fatalf("OK counted %d, want 3", st.Results[OK])
-	}
 	mustCheck(t, tab)
 }
 
@@ -303,9 +300,6 @@ func TestPoolExhaustion(t *testing.T) {
 	}
 	// Other protocols have their own ports.
 	mustOut(t, tab, flow6(tcp, hostB, 30000, server, 80), FlagSYN, 0)
-	if tab.Stats().Results[PoolExhausted] != 1 {
-		t.Fatal("pool exhaustion not counted")
-	}
 	tab.Expire(10*60*sec, nil)
 	mustOut(t, tab, flow6(udp, hostB, 30000, server, 53), 0, 10*60*sec)
 	mustCheck(t, tab)
@@ -331,7 +325,7 @@ func TestLimits(t *testing.T) {
 	}
 	mustCheck(t, tab)
 	st := tab.Stats()
-	if st.Results[SourceLimit] != 1 || st.Results[TableFull] != 1 || st.Sessions != 5 {
+	if st.Sessions != 5 {
 		t.Fatalf("stats %+v", st)
 	}
 }
@@ -372,7 +366,7 @@ func TestLookupsChangeNothing(t *testing.T) {
 	if _, _, ok := tab.LookupOutbound(flow6(tcp, hostB, 5000, server, 80)); ok {
 		t.Fatal("lookup found a session that does not exist")
 	}
-	if st := tab.Stats(); st.Sessions != 1 || st.Results[OK] != 1 {
+	if st := tab.Stats(); st.Sessions != 1 {
 		t.Fatalf("stats after lookups: %+v", st)
 	}
 }

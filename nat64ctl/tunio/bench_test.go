@@ -185,28 +185,3 @@ func BenchmarkKernelWriteUDP64Flows(b *testing.B) { benchmarkWrite(b, 64, 128) }
 // BenchmarkKernelWriteUDP1400OneFlow: one flow, so Write coalesces (UDP GRO)
 // into super-packets and makes few write(2) calls.
 func BenchmarkKernelWriteUDP1400OneFlow(b *testing.B) { benchmarkWrite(b, 1400, 1) }
-
-// BenchmarkMemoryRoundTrip is the in-memory double's cost per packet.
-func BenchmarkMemoryRoundTrip(b *testing.B) {
-	m := NewMemory("mem0", 1500, 64, 128)
-	batch := NewBatch(64)
-	pkt := udpPacket(netip.MustParseAddrPort("192.0.2.1:1"), netip.MustParseAddrPort("198.51.100.2:2"), make([]byte, 64))
-	out := make([]byte, 2048)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i += 64 {
-		for j := 0; j < 64; j++ {
-			m.Inject(pkt)
-		}
-		n, _ := batch.Read(m)
-		for j := 0; j < n; j++ {
-			batch.Queue(batch.Bufs[j], Offset, Offset+batch.Sizes[j])
-		}
-		batch.Flush(m)
-		for {
-			if _, ok := m.ReadWritten(out); !ok {
-				break
-			}
-		}
-	}
-}

@@ -26,9 +26,6 @@ import (
 const (
 	// vnetHdrLen is the size of struct virtio_net_hdr.
 	vnetHdrLen = 10
-	// Where the checksum lies in a UDP and a TCP header.
-	udpChecksumOffset = 6
-	tcpChecksumOffset = 16
 )
 
 // vnetHdr is the virtio-net header the kernel writes in front of each
@@ -204,7 +201,7 @@ func completeChecksum(pkt []byte, start, off int) error {
 	partial := binary.BigEndian.Uint16(pkt[at:])
 	pkt[at], pkt[at+1] = 0, 0
 	sum := ^packet.Checksum(pkt[start:], partial)
-	if sum == 0 && off == udpChecksumOffset {
+	if sum == 0 && off == packet.UDPChecksumOffset {
 		sum = 0xffff // RFC 768: a computed zero is sent as all ones
 	}
 	binary.BigEndian.PutUint16(pkt[at:], sum)
@@ -272,9 +269,9 @@ func split(hdr vnetHdr, pkt []byte, bufs [][]byte, sizes []int, offset int) (int
 func finishSegment(seg []byte, ipLen, hdrLen, i, mss int, last, v6, udp bool) {
 	l4 := seg[ipLen:]
 	proto := uint8(unix.IPPROTO_TCP)
-	sumAt := tcpChecksumOffset
+	sumAt := packet.TCPChecksumOffset
 	if udp {
-		proto, sumAt = unix.IPPROTO_UDP, udpChecksumOffset
+		proto, sumAt = unix.IPPROTO_UDP, packet.UDPChecksumOffset
 	}
 	var pseudo uint16
 	if v6 {

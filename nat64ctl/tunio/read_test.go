@@ -10,6 +10,8 @@ import (
 
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/nat64kit/nat64kit/nat64ctl/packet"
 )
 
 // The reader's tests need no root: a datagram socketpair stands in for the
@@ -148,9 +150,9 @@ func TestReaderCompletesPartialChecksum(t *testing.T) {
 		{"tcp4", tcpPacket(v4a, v4b, 7, 0x18, 1, []byte("partial")), 20},
 	} {
 		p := tc.pkt
-		off := udpChecksumOffset
+		off := packet.UDPChecksumOffset
 		if p[9] == 6 {
-			off = tcpChecksumOffset
+			off = packet.TCPChecksumOffset
 		}
 		// What CHECKSUM_PARTIAL leaves: the pseudo-header sum, not
 		// complemented, in the checksum field.
@@ -161,7 +163,7 @@ func TestReaderCompletesPartialChecksum(t *testing.T) {
 			s, d = p[8:24], p[24:40]
 		}
 		proto := uint32(17)
-		if off == tcpChecksumOffset {
+		if off == packet.TCPChecksumOffset {
 			proto = 6
 		}
 		pseudo := checksumAdd(checksumAdd(0, s), d) + proto + uint32(len(p)-tc.at)
@@ -196,9 +198,9 @@ func TestReaderSplitsSuperPackets(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			udp := tc.gso == unix.VIRTIO_NET_HDR_GSO_UDP_L4
-			off := tcpChecksumOffset
+			off := packet.TCPChecksumOffset
 			if udp {
-				off = udpChecksumOffset
+				off = packet.UDPChecksumOffset
 			}
 			send(t, w, hdr(unix.VIRTIO_NET_HDR_F_NEEDS_CSUM, uint8(tc.gso), mss, tc.hdr, off), tc.pkt)
 			b := NewBatch(8)
@@ -255,9 +257,9 @@ func TestReaderStashesWhatDoesNotFit(t *testing.T) {
 		send(t, w, hdr(0, unix.VIRTIO_NET_HDR_GSO_NONE, 0, 0, 0), udpPacket(v4a, v4b, []byte{byte(i)}))
 	}
 	six := udpPacket(v4a, v4b, make([]byte, 6*mss))
-	send(t, w, hdr(0, unix.VIRTIO_NET_HDR_GSO_UDP_L4, mss, 20, udpChecksumOffset), six)
+	send(t, w, hdr(0, unix.VIRTIO_NET_HDR_GSO_UDP_L4, mss, 20, packet.UDPChecksumOffset), six)
 	nine := udpPacket(v4a, v4b, make([]byte, 9*mss))
-	send(t, w, hdr(0, unix.VIRTIO_NET_HDR_GSO_UDP_L4, mss, 20, udpChecksumOffset), nine)
+	send(t, w, hdr(0, unix.VIRTIO_NET_HDR_GSO_UDP_L4, mss, 20, packet.UDPChecksumOffset), nine)
 	last := udpPacket(v4a, v4b, []byte("after"))
 	send(t, w, hdr(0, unix.VIRTIO_NET_HDR_GSO_NONE, 0, 0, 0), last)
 
@@ -352,4 +354,23 @@ func FuzzUnpack(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestBatchBuffersAreIsolated(t *testing.T) {
+	b := NewBatch(3)
+	for i, buf := range b.Bufs {
+		if len(buf) != BufferSize || cap(buf) != BufferSize {
+			t.Fatalf("buffer %d: len %d cap %d, want %d", i, len(buf), cap(buf), BufferSize)
+		}
+	}
+	// Queue keeps the rest of the buffer for write coalescing; QueueExact
+	// does not.
+	b.Queue(b.Bufs[0], Offset, Offset+100)
+	b.QueueExact(b.Bufs[1], Offset, Offset+100)
+	if cap(b.out[0]) != BufferSize-(Offset-WriteOffset) || cap(b.out[1]) != 100+WriteOffset {
+		t.Fatalf("write views cap %d / %d", cap(b.out[0]), cap(b.out[1]))
+	}
+	if BufferSize%64 != 0 || Offset%64 != 0 || BufferSize < Offset+MaxPacket {
+		t.Fatalf("BufferSize %d / Offset %d break the layout", BufferSize, Offset)
+	}
 }

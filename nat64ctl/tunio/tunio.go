@@ -104,81 +104,95 @@ func Open(name string, mtu int, queues int) ([]Device, error) {
 	if mtu < 68 || mtu > MaxPacket {
 		return nil, fmt.Errorf("tunio: MTU %d out of range 68-%d", mtu, MaxPacket)
 	}
-	files := make([]*os.File, 0, queues)
-	closeAll := func() {
-		for _, f := range files {
-			f.Close()
+	fds := make([]int, 0, queues)
+	closeFDs := func(fds []int) {
+		for _, fd := range fds {
+			unix.Close(fd)
 		}
 	}
 	multi := true
 	for i := 0; i < queues; i++ {
-		f, err := openQueue(name, multi)
+		fd, err := openQueue(name, multi)
 		if err != nil && i == 0 && queues == 1 && errors.Is(err, unix.EINVAL) {
 			// An existing single-queue device refuses IFF_MULTI_QUEUE.
 			multi = false
-			f, err = openQueue(name, multi)
+			fd, err = openQueue(name, multi)
 		}
 		if err != nil {
-			closeAll()
+			closeFDs(fds)
 			if errors.Is(err, unix.EINVAL) {
 				err = fmt.Errorf("%w (an existing %s with other flags: not a TUN, or not multi_queue while %d queues were asked)", err, name, queues)
 			}
 			return nil, fmt.Errorf("tunio: open queue %d of %s: %w", i, name, err)
 		}
-		files = append(files, f)
+		fds = append(fds, fd)
 	}
 	// MTU queries need a socket in the device's namespace, which is the
 	// calling thread's now but need not be the thread's that asks later.
 	ctl, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		closeAll()
+		closeFDs(fds)
 		return nil, fmt.Errorf("tunio: control socket: %w", err)
+	}
+	if err := setMTU(ctl, name, mtu); err != nil {
+		closeFDs(fds)
+		unix.Close(ctl)
+		return nil, err
 	}
 	shared := &sharedControl{fd: ctl, name: name}
 	shared.refs.Store(int32(queues))
 	devs := make([]Device, 0, queues)
-	for i, f := range files {
-		// CreateTUNFromFile reads the flags back with TUNGETIFF, sees
-		// IFF_VNET_HDR and enables the offloads (TUNSETOFFLOAD) and
-		// batching itself, so it handles an fd it did not configure.
-		d, err := tun.CreateTUNFromFile(f, mtu)
-		if err != nil {
-			for _, d := range devs {
-				d.Close()
-			}
-			for _, f := range files[i:] {
-				f.Close()
-			}
-			unix.Close(ctl)
-			return nil, fmt.Errorf("tunio: queue %d of %s: %w", i, name, err)
+	fail := func(i int, err error) ([]Device, error) {
+		for _, d := range devs {
+			d.Close()
 		}
-		raw, err := f.SyscallConn()
+		closeFDs(fds[i:])
+		unix.Close(ctl)
+		return nil, fmt.Errorf("tunio: queue %d of %s: %w", i, name, err)
+	}
+	for i, fd := range fds {
+		// The unmonitored constructor reads the flags back with TUNGETIFF,
+		// sees IFF_VNET_HDR and enables the offloads (TUNSETOFFLOAD) and
+		// batching itself. It starts no netlink monitor: link state is
+		// routes' business, and a monitor per queue fed nothing.
+		d, _, err := tun.CreateUnmonitoredTUNFromFD(fd)
+		if err != nil {
+			return fail(i, err)
+		}
+		raw, err := d.File().SyscallConn()
 		if err != nil {
 			d.Close()
-			for _, d := range devs {
-				d.Close()
-			}
-			for _, f := range files[i+1:] {
-				f.Close()
-			}
-			unix.Close(ctl)
-			return nil, fmt.Errorf("tunio: queue %d of %s: %w", i, name, err)
+			return fail(i+1, err)
 		}
-		devs = append(devs, newKernelQueue(d, shared, newReader(raw)))
+		devs = append(devs, &kernelQueue{Device: d, ctl: shared, reader: newReader(raw)})
 	}
 	return devs, nil
 }
 
-// openQueue attaches one queue to the device (creating it if absent).
-func openQueue(name string, multiQueue bool) (*os.File, error) {
+// setMTU sets the device's MTU through the control socket ctl.
+func setMTU(ctl int, name string, mtu int) error {
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return err
+	}
+	ifr.SetUint32(uint32(mtu))
+	if err := unix.IoctlIfreq(ctl, unix.SIOCSIFMTU, ifr); err != nil {
+		return fmt.Errorf("tunio: set MTU %d on %s: %w", mtu, name, err)
+	}
+	return nil
+}
+
+// openQueue attaches one queue to the device (creating it if absent) and
+// returns its file descriptor.
+func openQueue(name string, multiQueue bool) (int, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return -1, err
 	}
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {
 		unix.Close(fd)
-		return nil, err
+		return -1, err
 	}
 	flags := uint16(unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
 	if multiQueue {
@@ -187,25 +201,19 @@ func openQueue(name string, multiQueue bool) (*os.File, error) {
 	ifr.SetUint16(flags)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("TUNSETIFF: %w", err)
+		return -1, fmt.Errorf("TUNSETIFF: %w", err)
 	}
-	// Non-blocking so the Go poller owns it and Close wakes a blocked Read.
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	return os.NewFile(uintptr(fd), "/dev/net/tun"), nil
+	// The constructor makes it non-blocking, so the Go poller owns it and
+	// Close wakes a blocked Read.
+	return fd, nil
 }
 
-// kernelQueue is one queue of a kernel TUN. It drains the wireguard
-// device's events, which would otherwise fill their channel and stall the
-// device's link watchers, and remembers whether the link is up.
+// kernelQueue is one queue of a kernel TUN.
 type kernelQueue struct {
 	tun.Device
 	// reader replaces wireguard's Read, which takes one packet per call.
 	reader    *reader
 	ctl       *sharedControl
-	up        atomic.Bool
 	closed    atomic.Bool
 	closeOnce sync.Once
 }
@@ -216,21 +224,6 @@ type sharedControl struct {
 	fd   int
 	name string
 	refs atomic.Int32
-}
-
-func newKernelQueue(d tun.Device, ctl *sharedControl, r *reader) *kernelQueue {
-	q := &kernelQueue{Device: d, ctl: ctl, reader: r}
-	go func() {
-		for ev := range d.Events() {
-			if ev&tun.EventUp != 0 {
-				q.up.Store(true)
-			}
-			if ev&tun.EventDown != 0 {
-				q.up.Store(false)
-			}
-		}
-	}()
-	return q
 }
 
 // Read fills the batch with what the queue holds (see reader.Read). Every
@@ -279,9 +272,6 @@ func (q *kernelQueue) Close() error {
 	})
 	return err
 }
-
-// Up reports whether the kernel last reported the link running.
-func (q *kernelQueue) Up() bool { return q.up.Load() }
 
 // Batch is a set of BatchSize buffers allocated once per reader and reused
 // for every Read, plus the write list that Queue fills.

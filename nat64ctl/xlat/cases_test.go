@@ -59,7 +59,7 @@ func icmp6Err(typ, code uint8, rest uint32, quoted []byte) []byte {
 
 func frag6(src, dst [16]byte, nh uint8, off int, more bool, id uint32, data []byte) []byte {
 	fh := make([]byte, 8)
-	packet.IPv6Fragment(fh).Set(nh, off, more, id)
+	packet.IPv6Fragment(fh).Encode(&packet.IPv6FragmentFields{NextHeader: nh, Offset: off, More: more, ID: id})
 	return ipv6(src, dst, 64, nh, data, packet.ProtoFragment, fh)
 }
 

@@ -1,4 +1,6 @@
-package tunio
+// Package tuntest is an in-memory tunio.Device for tests of the translator
+// that need no kernel.
+package tuntest
 
 import (
 	"context"
@@ -6,15 +8,17 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/nat64kit/nat64kit/nat64ctl/tunio"
 )
 
 // ErrQueueFull is returned by Memory.Inject when the read queue is full.
-var ErrQueueFull = errors.New("tunio: memory device queue full")
+var ErrQueueFull = errors.New("tuntest: memory device queue full")
 
 // Memory is an in-memory Device for translator tests that need no kernel:
 // a test injects packets the translator then Reads, and collects what the
 // translator Writes. It enforces the same buffer contract as the kernel
-// TUN (Write needs WriteOffset bytes of headroom; a packet must fit the
+// TUN (Write needs tunio.WriteOffset bytes of headroom; a packet must fit the
 // buffer it is read into) so a translator bug shows up here too. Steady
 // state allocates nothing: packet buffers are recycled.
 type Memory struct {
@@ -34,7 +38,7 @@ type Memory struct {
 	Dropped atomic.Uint64
 }
 
-var _ Device = (*Memory)(nil)
+var _ tunio.Device = (*Memory)(nil)
 
 // NewMemory makes a Memory device; depth bounds each direction's queue.
 func NewMemory(name string, mtu, batchSize, depth int) *Memory {
@@ -77,11 +81,11 @@ func (m *Memory) recycle(b []byte) {
 func (m *Memory) Inject(pkt []byte) error {
 	select {
 	case <-m.closed:
-		return ErrClosed
+		return tunio.ErrClosed
 	default:
 	}
-	if len(pkt) > MaxPacket {
-		return fmt.Errorf("tunio: %d-byte packet exceeds %d", len(pkt), MaxPacket)
+	if len(pkt) > tunio.MaxPacket {
+		return fmt.Errorf("tuntest: %d-byte packet exceeds %d", len(pkt), tunio.MaxPacket)
 	}
 	b := m.buffer(len(pkt))
 	copy(b, pkt)
@@ -101,7 +105,7 @@ func (m *Memory) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	select {
 	case first = <-m.toRead:
 	case <-m.closed:
-		return 0, ErrClosed
+		return 0, tunio.ErrClosed
 	}
 	limit := min(len(bufs), m.batchSize)
 	n := 0
@@ -128,11 +132,11 @@ func (m *Memory) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 func (m *Memory) Write(bufs [][]byte, offset int) (int, error) {
 	select {
 	case <-m.closed:
-		return 0, ErrClosed
+		return 0, tunio.ErrClosed
 	default:
 	}
-	if offset < WriteOffset {
-		return 0, fmt.Errorf("tunio: write offset %d below the %d bytes of headroom a TUN needs", offset, WriteOffset)
+	if offset < tunio.WriteOffset {
+		return 0, fmt.Errorf("tuntest: write offset %d below the %d bytes of headroom a TUN needs", offset, tunio.WriteOffset)
 	}
 	for _, buf := range bufs {
 		pkt := buf[offset:]

@@ -1,12 +1,15 @@
-package tunio
+package tuntest
 
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/nat64kit/nat64kit/nat64ctl/tunio"
 )
 
 func TestMemoryReadBatches(t *testing.T) {
@@ -19,7 +22,7 @@ func TestMemoryReadBatches(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b := NewBatch(m.BatchSize())
+	b := tunio.NewBatch(m.BatchSize())
 	var got [][]byte
 	for len(got) < len(want) {
 		n, err := b.Read(m)
@@ -42,11 +45,11 @@ func TestMemoryReadBatches(t *testing.T) {
 
 func TestMemoryWriteContract(t *testing.T) {
 	m := NewMemory("mem0", 1500, 8, 2)
-	b := NewBatch(1)
+	b := tunio.NewBatch(1)
 	pkt := []byte{0x45, 0, 0, 4}
-	copy(b.Bufs[0][Offset-MaxGrowth:], pkt)
+	copy(b.Bufs[0][tunio.Offset-tunio.MaxGrowth:], pkt)
 	// A packet moved back by the full growth budget is still writable.
-	b.Queue(b.Bufs[0], Offset-MaxGrowth, Offset-MaxGrowth+len(pkt))
+	b.Queue(b.Bufs[0], tunio.Offset-tunio.MaxGrowth, tunio.Offset-tunio.MaxGrowth+len(pkt))
 	if n, err := b.Flush(m); err != nil || n != 1 {
 		t.Fatalf("Flush = %d, %v", n, err)
 	}
@@ -55,12 +58,12 @@ func TestMemoryWriteContract(t *testing.T) {
 		t.Fatalf("Next = %x, %v; want %x", got, err, pkt)
 	}
 	// Too little headroom is the bug a kernel TUN would reject.
-	if _, err := m.Write([][]byte{b.Bufs[0][Offset:]}, WriteOffset-1); err == nil {
-		t.Fatal("Write accepted an offset below WriteOffset")
+	if _, err := m.Write([][]byte{b.Bufs[0][tunio.Offset:]}, tunio.WriteOffset-1); err == nil {
+		t.Fatal("Write accepted an offset below tunio.WriteOffset")
 	}
 	// A full written queue drops and counts, like a kernel queue.
 	for i := 0; i < 3; i++ {
-		m.Write([][]byte{make([]byte, WriteOffset+1)}, WriteOffset)
+		m.Write([][]byte{make([]byte, tunio.WriteOffset+1)}, tunio.WriteOffset)
 	}
 	if m.Dropped.Load() != 1 || m.Pending() != 2 {
 		t.Fatalf("dropped %d pending %d; want 1 and 2", m.Dropped.Load(), m.Pending())
@@ -75,30 +78,30 @@ func TestMemoryOverflowAndClose(t *testing.T) {
 	if err := m.Inject([]byte{2}); !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("Inject into a full queue: %v", err)
 	}
-	small := [][]byte{make([]byte, Offset)}
+	small := [][]byte{make([]byte, tunio.Offset)}
 	m2 := NewMemory("mem1", 1500, 8, 1)
 	m2.Inject([]byte{1, 2, 3})
-	if _, err := m2.Read(small, make([]int, 1), Offset); err == nil {
+	if _, err := m2.Read(small, make([]int, 1), tunio.Offset); err == nil {
 		t.Fatal("Read into a buffer too small succeeded")
 	}
 
 	done := make(chan error, 1)
 	m3 := NewMemory("mem2", 1500, 8, 1)
 	go func() {
-		_, err := m3.Read([][]byte{make([]byte, BufferSize)}, make([]int, 1), Offset)
+		_, err := m3.Read([][]byte{make([]byte, tunio.BufferSize)}, make([]int, 1), tunio.Offset)
 		done <- err
 	}()
 	time.Sleep(10 * time.Millisecond)
 	m3.Close()
 	select {
 	case err := <-done:
-		if !errors.Is(err, ErrClosed) {
+		if !errors.Is(err, tunio.ErrClosed) {
 			t.Fatalf("Read after Close: %v", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not wake Read")
 	}
-	if _, err := m3.Write([][]byte{make([]byte, 20)}, WriteOffset); !errors.Is(err, ErrClosed) {
+	if _, err := m3.Write([][]byte{make([]byte, 20)}, tunio.WriteOffset); !errors.Is(err, tunio.ErrClosed) {
 		t.Fatalf("Write after Close: %v", err)
 	}
 }
@@ -110,7 +113,7 @@ func TestMemoryNoAllocs(t *testing.T) {
 		t.Skip("allocation counts are meaningless under -race")
 	}
 	m := NewMemory("mem0", 1500, 16, 64)
-	b := NewBatch(16)
+	b := tunio.NewBatch(16)
 	pkt := udpPacket(netip.MustParseAddrPort("192.0.2.1:1"), netip.MustParseAddrPort("198.51.100.2:2"), make([]byte, 100))
 	out := make([]byte, 2048)
 	step := func() {
@@ -119,7 +122,7 @@ func TestMemoryNoAllocs(t *testing.T) {
 		}
 		n, _ := b.Read(m)
 		for i := 0; i < n; i++ {
-			b.Queue(b.Bufs[i], Offset, Offset+b.Sizes[i])
+			b.Queue(b.Bufs[i], tunio.Offset, tunio.Offset+b.Sizes[i])
 		}
 		b.Flush(m)
 		for {
@@ -134,21 +137,52 @@ func TestMemoryNoAllocs(t *testing.T) {
 	}
 }
 
-func TestBatchBuffersAreIsolated(t *testing.T) {
-	b := NewBatch(3)
-	for i, buf := range b.Bufs {
-		if len(buf) != BufferSize || cap(buf) != BufferSize {
-			t.Fatalf("buffer %d: len %d cap %d, want %d", i, len(buf), cap(buf), BufferSize)
+// BenchmarkMemoryRoundTrip is the in-memory double's cost per packet.
+func BenchmarkMemoryRoundTrip(b *testing.B) {
+	m := NewMemory("mem0", 1500, 64, 128)
+	batch := tunio.NewBatch(64)
+	pkt := udpPacket(netip.MustParseAddrPort("192.0.2.1:1"), netip.MustParseAddrPort("198.51.100.2:2"), make([]byte, 64))
+	out := make([]byte, 2048)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 64 {
+		for j := 0; j < 64; j++ {
+			m.Inject(pkt)
+		}
+		n, _ := batch.Read(m)
+		for j := 0; j < n; j++ {
+			batch.Queue(batch.Bufs[j], tunio.Offset, tunio.Offset+batch.Sizes[j])
+		}
+		batch.Flush(m)
+		for {
+			if _, ok := m.ReadWritten(out); !ok {
+				break
+			}
 		}
 	}
-	// Queue keeps the rest of the buffer for write coalescing; QueueExact
-	// does not.
-	b.Queue(b.Bufs[0], Offset, Offset+100)
-	b.QueueExact(b.Bufs[1], Offset, Offset+100)
-	if cap(b.out[0]) != BufferSize-(Offset-WriteOffset) || cap(b.out[1]) != 100+WriteOffset {
-		t.Fatalf("write views cap %d / %d", cap(b.out[0]), cap(b.out[1]))
+}
+
+// udpPacket is an IPv4 or IPv6 UDP datagram from src to dst; Memory reads
+// no header, so the checksums are left zero.
+func udpPacket(src, dst netip.AddrPort, payload []byte) []byte {
+	udp := make([]byte, 8+len(payload))
+	binary.BigEndian.PutUint16(udp[0:], src.Port())
+	binary.BigEndian.PutUint16(udp[2:], dst.Port())
+	binary.BigEndian.PutUint16(udp[4:], uint16(len(udp)))
+	copy(udp[8:], payload)
+	s, d := src.Addr().AsSlice(), dst.Addr().AsSlice()
+	if src.Addr().Is4() {
+		ip := make([]byte, 20, 20+len(udp))
+		ip[0], ip[8], ip[9] = 0x45, 64, 17
+		binary.BigEndian.PutUint16(ip[2:], uint16(20+len(udp)))
+		copy(ip[12:], s)
+		copy(ip[16:], d)
+		return append(ip, udp...)
 	}
-	if BufferSize%64 != 0 || Offset%64 != 0 || BufferSize < Offset+MaxPacket {
-		t.Fatalf("BufferSize %d / Offset %d break the layout", BufferSize, Offset)
-	}
+	ip := make([]byte, 40, 40+len(udp))
+	ip[0], ip[6], ip[7] = 0x60, 17, 64
+	binary.BigEndian.PutUint16(ip[4:], uint16(len(udp)))
+	copy(ip[8:], s)
+	copy(ip[24:], d)
+	return append(ip, udp...)
 }

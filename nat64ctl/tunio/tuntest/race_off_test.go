@@ -1,0 +1,5 @@
+//go:build !race
+
+package tuntest
+
+const raceEnabled = false

@@ -1,0 +1,7 @@
+//go:build race
+
+package tuntest
+
+// raceEnabled: the race detector allocates on its own, so allocation
+// counts are only asserted without it.
+const raceEnabled = true
