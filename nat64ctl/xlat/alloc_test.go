@@ -1,6 +1,8 @@
 package xlat
 
 import (
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/nat64kit/nat64kit/nat64ctl/packet"
@@ -66,3 +68,29 @@ func BenchmarkTCP6to4(b *testing.B) { benchmarkPacket(b, "tcp6to4") }
 func BenchmarkTCP4to6(b *testing.B) { benchmarkPacket(b, "tcp4to6") }
 func BenchmarkUDP6to4(b *testing.B) { benchmarkPacket(b, "udp6to4") }
 func BenchmarkUDP4to6(b *testing.B) { benchmarkPacket(b, "udp4to6") }
+
+// Every drop reason is documented in the README's table, and the table
+// names no reason that does not exist.
+func TestREADMEListsEveryDropReason(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if name, ok := strings.CutPrefix(line, "| `"); ok {
+			if name, _, ok := strings.Cut(name, "` |"); ok {
+				listed[name] = true
+			}
+		}
+	}
+	for r := DropReason(1); r < NumDropReasons; r++ {
+		if !listed[r.String()] {
+			t.Errorf("README.md does not list drop reason %s", r)
+		}
+		delete(listed, r.String())
+	}
+	for name := range listed {
+		t.Errorf("README.md lists %s, which is no drop reason", name)
+	}
+}
