@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/nat64kit/nat64kit/internal/nat64"
 )
 
 // Config is one loaded nat64.toml.
@@ -18,8 +20,8 @@ type Config struct {
 
 // Instance is one NAT64 translator: one TUN device, one prefix, one pool4.
 type Instance struct {
-	Name    string // also the TUN device name
-	Prefix  Prefix // pool6
+	Name    string       // also the TUN device name
+	Prefix  nat64.Prefix // pool6
 	Pool4   []Pool4Range
 	Weight  int    // share of clients dns64 sends here; >= 1
 	Control string // host:port of nat64ctl's HTTP API; "" means none
@@ -67,45 +69,10 @@ type Timeouts struct {
 	ICMP           time.Duration
 }
 
-// Protocol is a transport protocol of a BIB entry.
-type Protocol uint8
-
-// The IANA protocol numbers of the protocols NAT64 keeps state for.
-const (
-	TCP  Protocol = 6
-	UDP  Protocol = 17
-	ICMP Protocol = 1
-)
-
-func (p Protocol) String() string {
-	switch p {
-	case TCP:
-		return "tcp"
-	case UDP:
-		return "udp"
-	case ICMP:
-		return "icmp"
-	}
-	return "unknown"
-}
-
-// ParseProtocol accepts "tcp", "udp" or "icmp".
-func ParseProtocol(s string) (Protocol, bool) {
-	switch s {
-	case "tcp":
-		return TCP, true
-	case "udp":
-		return UDP, true
-	case "icmp":
-		return ICMP, true
-	}
-	return 0, false
-}
-
 // StaticBIB is a static binding (RFC 6146 §3.5: manually configured BIB
 // entries), giving IPv4 hosts a way in to an IPv6 server.
 type StaticBIB struct {
-	Proto Protocol
+	Proto nat64.Transport
 	IPv6  netip.AddrPort // for ICMP the port is the echo identifier
 	IPv4  netip.AddrPort
 	Line  int

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/nat64kit/nat64kit/internal/nat64"
 )
 
 // The file's shape. Everything is decoded as TOML's own types first, so a
@@ -181,8 +183,8 @@ func (v *validator) instance(i int, fi *fileInstance) Instance {
 
 	if fi.Prefix == "" {
 		v.fail(in.Line, field("prefix"), "missing: the NAT64 prefix (pool6), e.g. \"64:ff9b:1::/96\"")
-	} else if p, err := ParsePrefix(fi.Prefix); err != nil {
-		v.fail(line("prefix"), field("prefix"), "%s", strings.TrimPrefix(err.Error(), ErrPrefix.Error()+": "))
+	} else if p, err := nat64.ParsePrefix(fi.Prefix); err != nil {
+		v.fail(line("prefix"), field("prefix"), "%s", strings.TrimPrefix(err.Error(), nat64.ErrPrefix.Error()+": "))
 	} else {
 		in.Prefix = p
 	}
@@ -261,7 +263,7 @@ func (v *validator) static(i, j int, fs *fileStatic, in *Instance) (StaticBIB, b
 	}
 	s := StaticBIB{Line: sl.header}
 	ok := true
-	proto, known := ParseProtocol(fs.Proto)
+	proto, known := nat64.ParseTransport(fs.Proto)
 	if !known {
 		v.fail(lineOf("proto"), field("proto"), "%q: want \"tcp\", \"udp\" or \"icmp\"", fs.Proto)
 		ok = false

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nat64kit/nat64kit/internal/nat64"
 )
 
 const twoInstances = `# two translators, one file
@@ -65,7 +67,7 @@ func TestParseValid(t *testing.T) {
 	if len(a.Pool4) != 1 || a.Pool4[0] != (Pool4Range{netip.MustParsePrefix("203.0.113.1/32"), 1024, 65535}) {
 		t.Errorf("nat64-a pool4 %+v", a.Pool4)
 	}
-	if len(a.Static) != 1 || a.Static[0].Proto != TCP || a.Static[0].IPv6 != netip.MustParseAddrPort("[2001:db8:10::80]:80") ||
+	if len(a.Static) != 1 || a.Static[0].Proto != nat64.TCP || a.Static[0].IPv6 != netip.MustParseAddrPort("[2001:db8:10::80]:80") ||
 		a.Static[0].IPv4 != netip.MustParseAddrPort("203.0.113.1:8080") || a.Static[0].Line != 9 {
 		t.Errorf("nat64-a static %+v", a.Static)
 	}

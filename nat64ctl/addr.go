@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
@@ -97,10 +98,10 @@ address.`,
 			return usageErr("%q is not an IPv6 address", args[0])
 		}
 		var targets []prefixTarget
-		if *prefix != "" || nat64conf.WellKnownPrefix.Contains(v6) {
+		if *prefix != "" || nat64.WellKnownPrefix.Contains(v6) {
 			p := *prefix
 			if p == "" {
-				p = nat64conf.WellKnownPrefix.String()
+				p = nat64.WellKnownPrefix.String()
 			}
 			targets, err = prefixTargets("", p, "")
 		} else {
@@ -120,14 +121,14 @@ address.`,
 }
 
 type prefixTarget struct {
-	prefix   nat64conf.Prefix
+	prefix   nat64.Prefix
 	instance string
 }
 
 // prefixTargets resolves --prefix / --instance / nat64.toml into prefixes.
 func prefixTargets(config, prefix, instance string) ([]prefixTarget, error) {
 	if prefix != "" {
-		p, err := nat64conf.ParsePrefix(prefix)
+		p, err := nat64.ParsePrefix(prefix)
 		if err != nil {
 			return nil, usageErr("--prefix: %v", err)
 		}

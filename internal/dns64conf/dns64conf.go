@@ -16,6 +16,7 @@ import (
 	"github.com/coredns/caddy/caddyfile"
 	"github.com/miekg/dns"
 
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
@@ -70,7 +71,7 @@ const (
 
 // Prefix is a NAT64 prefix written in the Corefile, with its line.
 type Prefix struct {
-	nat64conf.Prefix
+	nat64.Prefix
 	Line int
 }
 
@@ -112,18 +113,18 @@ type Config struct {
 
 // SynthesisPrefixes are the prefixes the plugin synthesizes with, in
 // order: the written ones, the instances' ones, or the Well-Known Prefix.
-func (c *Config) SynthesisPrefixes() []nat64conf.Prefix {
+func (c *Config) SynthesisPrefixes() []nat64.Prefix {
 	switch {
 	case c.Instances != nil:
-		out := make([]nat64conf.Prefix, len(c.Instances.Instances))
+		out := make([]nat64.Prefix, len(c.Instances.Instances))
 		for i := range c.Instances.Instances {
 			out[i] = c.Instances.Instances[i].Prefix
 		}
 		return out
 	case c.DefaultPrefix:
-		return []nat64conf.Prefix{WellKnownPrefix()}
+		return []nat64.Prefix{WellKnownPrefix()}
 	}
-	out := make([]nat64conf.Prefix, len(c.Prefixes))
+	out := make([]nat64.Prefix, len(c.Prefixes))
 	for i, p := range c.Prefixes {
 		out[i] = p.Prefix
 	}
@@ -131,8 +132,8 @@ func (c *Config) SynthesisPrefixes() []nat64conf.Prefix {
 }
 
 // WellKnownPrefix is 64:ff9b::/96 (RFC 6052 §2.1), the default.
-func WellKnownPrefix() nat64conf.Prefix {
-	p, _ := nat64conf.NewPrefix(nat64conf.WellKnownPrefix)
+func WellKnownPrefix() nat64.Prefix {
+	p, _ := nat64.NewPrefix(nat64.WellKnownPrefix)
 	return p
 }
 
@@ -324,7 +325,7 @@ func parsePrefixes(d *caddyfile.Dispenser, args []string) ([]Prefix, error) {
 		if err != nil {
 			return nil, d.Errf("invalid prefix %q: %v", a, err)
 		}
-		np, err := nat64conf.NewPrefix(p.Masked())
+		np, err := nat64.NewPrefix(p.Masked())
 		if err != nil {
 			return nil, d.Errf("%v", err)
 		}

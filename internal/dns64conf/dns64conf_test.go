@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nat64kit/nat64kit/nat64conf"
+	"github.com/nat64kit/nat64kit/internal/nat64"
 )
 
-func prefixStrings(ps []nat64conf.Prefix) []string {
+func prefixStrings(ps []nat64.Prefix) []string {
 	out := make([]string, len(ps))
 	for i, p := range ps {
 		out[i] = p.String()

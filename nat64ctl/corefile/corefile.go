@@ -12,13 +12,14 @@ import (
 	"strings"
 
 	"github.com/nat64kit/nat64kit/internal/dns64conf"
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
 // Use is one prefix that a dns64 block synthesizes with, and where the
 // operator wrote it.
 type Use struct {
-	Prefix nat64conf.Prefix
+	Prefix nat64.Prefix
 	Where  string // "Corefile:12", "nat64.toml:4 (instance "a", via instances at Corefile:12)"
 }
 
@@ -101,11 +102,11 @@ func Compare(cfg *nat64conf.Config, corefile string, dirs []DNS64) []Mismatch {
 	if len(dirs) == 0 {
 		return []Mismatch{{fmt.Sprintf("%s: no dns64 directive: nothing synthesizes AAAA records with the prefixes of %s", corefile, cfg.File)}}
 	}
-	owned := make(map[nat64conf.Prefix]*nat64conf.Instance)
+	owned := make(map[nat64.Prefix]*nat64conf.Instance)
 	for i := range cfg.Instances {
 		owned[cfg.Instances[i].Prefix] = &cfg.Instances[i]
 	}
-	used := make(map[nat64conf.Prefix]bool)
+	used := make(map[nat64.Prefix]bool)
 	for _, d := range dirs {
 		for _, u := range d.Uses {
 			used[u.Prefix] = true
@@ -133,7 +134,7 @@ func Compare(cfg *nat64conf.Config, corefile string, dirs []DNS64) []Mismatch {
 	return out
 }
 
-func overlapping(cfg *nat64conf.Config, p nat64conf.Prefix) *nat64conf.Instance {
+func overlapping(cfg *nat64conf.Config, p nat64.Prefix) *nat64conf.Instance {
 	for i := range cfg.Instances {
 		if cfg.Instances[i].Prefix.Overlaps(p) {
 			return &cfg.Instances[i]

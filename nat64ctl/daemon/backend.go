@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64conf"
 	"github.com/nat64kit/nat64kit/nat64ctl/control"
 	"github.com/nat64kit/nat64kit/nat64ctl/state"
@@ -19,8 +20,8 @@ var _ control.Backend = backend{}
 
 func (b backend) Healthy() bool { return b.d.healthy.Load() }
 
-func protoOf(s string) nat64conf.Protocol {
-	p, _ := nat64conf.ParseProtocol(s) // "" gives 0: every protocol
+func protoOf(s string) nat64.Transport {
+	p, _ := nat64.ParseTransport(s) // "" gives 0: every protocol
 	return p
 }
 
@@ -40,7 +41,7 @@ func (b backend) Sessions(proto string) []control.Session {
 		if !s.IPv6Dst.IsValid() { // derive Y' from Z when the table does not keep it
 			s.IPv6Dst = netip.AddrPortFrom(in.Prefix.EmbedAddr(e.Dst4.Addr()), e.Dst4.Port())
 		}
-		if e.Proto == nat64conf.TCP {
+		if e.Proto == nat64.TCP {
 			s.State = e.State.String()
 		}
 		out = append(out, s)
@@ -85,10 +86,10 @@ func (b backend) Stats() control.Stats {
 		Hairpinned:  c.Hairpinned,
 	}
 	for dir := xlat.Direction(0); dir < xlat.NumDirections; dir++ {
-		for p := xlat.ProtoIndex(0); p < xlat.NumProtos; p++ {
+		for _, p := range nat64.Transports {
 			k := dir.String() + "/" + p.String()
-			s.Packets[k] = c.Packets[dir][p]
-			s.Bytes[k] = c.Bytes[dir][p]
+			s.Packets[k] = c.Packets[dir][p.Index()]
+			s.Bytes[k] = c.Bytes[dir][p.Index()]
 		}
 	}
 	for r, n := range c.Drops {
@@ -96,7 +97,7 @@ func (b backend) Stats() control.Stats {
 			s.Drops[xlat.DropReason(r).String()] = n
 		}
 	}
-	for _, p := range []nat64conf.Protocol{nat64conf.TCP, nat64conf.UDP, nat64conf.ICMP} {
+	for _, p := range nat64.Transports {
 		ps := ts.Proto(p)
 		s.Sessions[p.String()] = ps.Sessions
 		s.BIBEntries[p.String()] = ps.BIB
@@ -109,7 +110,7 @@ func (b backend) Stats() control.Stats {
 }
 
 func (b backend) static(e control.StaticEntry) (nat64conf.StaticBIB, error) {
-	p, ok := nat64conf.ParseProtocol(e.Proto)
+	p, ok := nat64.ParseTransport(e.Proto)
 	if !ok {
 		return nat64conf.StaticBIB{}, fmt.Errorf("proto %q: want tcp, udp or icmp", e.Proto)
 	}

@@ -3,6 +3,8 @@ package packet
 import (
 	"encoding/binary"
 	"math/bits"
+
+	"github.com/nat64kit/nat64kit/internal/nat64"
 )
 
 // Checksum returns the 16-bit one's-complement sum of b (RFC 1071) added to
@@ -60,7 +62,7 @@ func Add(a, b uint16) uint16 {
 
 // PseudoHeaderSum4 is the sum of the IPv4 pseudo-header (RFC 768, RFC 793):
 // source, destination, zero, protocol, upper-layer length.
-func PseudoHeaderSum4(src, dst [4]byte, proto uint8, length uint16) uint16 {
+func PseudoHeaderSum4(src, dst [4]byte, proto nat64.Proto, length uint16) uint16 {
 	s := Checksum(src[:], 0)
 	s = Checksum(dst[:], s)
 	s = Add(s, uint16(proto))
@@ -69,7 +71,7 @@ func PseudoHeaderSum4(src, dst [4]byte, proto uint8, length uint16) uint16 {
 
 // PseudoHeaderSum6 is the sum of the IPv6 pseudo-header (RFC 8200 §8.1):
 // source, destination, 32-bit upper-layer length, 24 zero bits, next header.
-func PseudoHeaderSum6(src, dst *[16]byte, proto uint8, length uint32) uint16 {
+func PseudoHeaderSum6(src, dst *[16]byte, proto nat64.Proto, length uint32) uint16 {
 	s := Checksum(src[:], 0)
 	s = Checksum(dst[:], s)
 	s = Add(s, uint16(length>>16))

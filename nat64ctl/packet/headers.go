@@ -8,19 +8,10 @@
 // it reports lies inside the slice.
 package packet
 
-import "encoding/binary"
+import (
+	"encoding/binary"
 
-// Protocol numbers (IANA "Assigned Internet Protocol Numbers") the
-// translator reads or writes.
-const (
-	ProtoHopByHop = 0
-	ProtoICMPv4   = 1
-	ProtoTCP      = 6
-	ProtoUDP      = 17
-	ProtoRouting  = 43
-	ProtoFragment = 44
-	ProtoICMPv6   = 58
-	ProtoDestOpts = 60
+	"github.com/nat64kit/nat64kit/internal/nat64"
 )
 
 // Sizes and limits.
@@ -81,20 +72,20 @@ const (
 	ipv4Offset = 0x1fff
 )
 
-func (b IPv4) Version() uint8      { return b[ipv4VersionIHL] >> 4 }
-func (b IPv4) HeaderLen() int      { return int(b[ipv4VersionIHL]&0x0f) * 4 }
-func (b IPv4) TOS() uint8          { return b[ipv4TOS] }
-func (b IPv4) TotalLen() uint16    { return binary.BigEndian.Uint16(b[ipv4TotalLen:]) }
-func (b IPv4) ID() uint16          { return binary.BigEndian.Uint16(b[ipv4ID:]) }
-func (b IPv4) flagsOffset() uint16 { return binary.BigEndian.Uint16(b[ipv4FlagsOffset:]) }
-func (b IPv4) DF() bool            { return b.flagsOffset()&IPv4FlagDF != 0 }
-func (b IPv4) MF() bool            { return b.flagsOffset()&IPv4FlagMF != 0 }
-func (b IPv4) FragOffset() int     { return int(b.flagsOffset()&ipv4Offset) * 8 }
-func (b IPv4) TTL() uint8          { return b[ipv4TTL] }
-func (b IPv4) Protocol() uint8     { return b[ipv4Protocol] }
-func (b IPv4) Checksum() uint16    { return binary.BigEndian.Uint16(b[ipv4Checksum:]) }
-func (b IPv4) Src() (a [4]byte)    { copy(a[:], b[ipv4Src:ipv4Src+4]); return }
-func (b IPv4) Dst() (a [4]byte)    { copy(a[:], b[ipv4Dst:ipv4Dst+4]); return }
+func (b IPv4) Version() uint8        { return b[ipv4VersionIHL] >> 4 }
+func (b IPv4) HeaderLen() int        { return int(b[ipv4VersionIHL]&0x0f) * 4 }
+func (b IPv4) TOS() uint8            { return b[ipv4TOS] }
+func (b IPv4) TotalLen() uint16      { return binary.BigEndian.Uint16(b[ipv4TotalLen:]) }
+func (b IPv4) ID() uint16            { return binary.BigEndian.Uint16(b[ipv4ID:]) }
+func (b IPv4) flagsOffset() uint16   { return binary.BigEndian.Uint16(b[ipv4FlagsOffset:]) }
+func (b IPv4) DF() bool              { return b.flagsOffset()&IPv4FlagDF != 0 }
+func (b IPv4) MF() bool              { return b.flagsOffset()&IPv4FlagMF != 0 }
+func (b IPv4) FragOffset() int       { return int(b.flagsOffset()&ipv4Offset) * 8 }
+func (b IPv4) TTL() uint8            { return b[ipv4TTL] }
+func (b IPv4) Protocol() nat64.Proto { return nat64.Proto(b[ipv4Protocol]) }
+func (b IPv4) Checksum() uint16      { return binary.BigEndian.Uint16(b[ipv4Checksum:]) }
+func (b IPv4) Src() (a [4]byte)      { copy(a[:], b[ipv4Src:ipv4Src+4]); return }
+func (b IPv4) Dst() (a [4]byte)      { copy(a[:], b[ipv4Dst:ipv4Dst+4]); return }
 func (b IPv4) SetTotalLen(v uint16) {
 	binary.BigEndian.PutUint16(b[ipv4TotalLen:], v)
 }
@@ -118,7 +109,7 @@ type IPv4Fields struct {
 	DF, MF     bool
 	FragOffset int // bytes, a multiple of 8
 	TTL        uint8
-	Protocol   uint8
+	Protocol   nat64.Proto
 	Src, Dst   [4]byte
 }
 
@@ -137,7 +128,7 @@ func (b IPv4) Encode(f *IPv4Fields) {
 	binary.BigEndian.PutUint16(b[ipv4ID:], f.ID)
 	binary.BigEndian.PutUint16(b[ipv4FlagsOffset:], flags)
 	b[ipv4TTL] = f.TTL
-	b[ipv4Protocol] = f.Protocol
+	b[ipv4Protocol] = uint8(f.Protocol)
 	copy(b[ipv4Src:ipv4Src+4], f.Src[:])
 	copy(b[ipv4Dst:ipv4Dst+4], f.Dst[:])
 	b.ComputeHeaderChecksum()
@@ -171,18 +162,18 @@ func (b IPv6) TrafficClass() uint8 { return b[0]<<4 | b[1]>>4 }
 func (b IPv6) FlowLabel() uint32 {
 	return binary.BigEndian.Uint32(b[ipv6VersionClassFlow:]) & 0xfffff
 }
-func (b IPv6) PayloadLen() uint16 { return binary.BigEndian.Uint16(b[ipv6PayloadLen:]) }
-func (b IPv6) NextHeader() uint8  { return b[ipv6NextHeader] }
-func (b IPv6) HopLimit() uint8    { return b[ipv6HopLimit] }
-func (b IPv6) Src() (a [16]byte)  { copy(a[:], b[ipv6Src:ipv6Src+16]); return }
-func (b IPv6) Dst() (a [16]byte)  { copy(a[:], b[ipv6Dst:ipv6Dst+16]); return }
+func (b IPv6) PayloadLen() uint16      { return binary.BigEndian.Uint16(b[ipv6PayloadLen:]) }
+func (b IPv6) NextHeader() nat64.Proto { return nat64.Proto(b[ipv6NextHeader]) }
+func (b IPv6) HopLimit() uint8         { return b[ipv6HopLimit] }
+func (b IPv6) Src() (a [16]byte)       { copy(a[:], b[ipv6Src:ipv6Src+16]); return }
+func (b IPv6) Dst() (a [16]byte)       { copy(a[:], b[ipv6Dst:ipv6Dst+16]); return }
 
 // IPv6Fields are the fields of the IPv6 fixed header.
 type IPv6Fields struct {
 	TrafficClass uint8
 	FlowLabel    uint32
 	PayloadLen   uint16
-	NextHeader   uint8
+	NextHeader   nat64.Proto
 	HopLimit     uint8
 	Src, Dst     *[16]byte
 }
@@ -191,7 +182,7 @@ type IPv6Fields struct {
 func (b IPv6) Encode(f *IPv6Fields) {
 	binary.BigEndian.PutUint32(b[ipv6VersionClassFlow:], 6<<28|uint32(f.TrafficClass)<<20|f.FlowLabel&0xfffff)
 	binary.BigEndian.PutUint16(b[ipv6PayloadLen:], f.PayloadLen)
-	b[ipv6NextHeader] = f.NextHeader
+	b[ipv6NextHeader] = uint8(f.NextHeader)
 	b[ipv6HopLimit] = f.HopLimit
 	copy(b[ipv6Src:ipv6Src+16], f.Src[:])
 	copy(b[ipv6Dst:ipv6Dst+16], f.Dst[:])
@@ -215,7 +206,7 @@ const (
 	fragIdentication = 4
 )
 
-func (b IPv6Fragment) NextHeader() uint8 { return b[fragNextHeader] }
+func (b IPv6Fragment) NextHeader() nat64.Proto { return nat64.Proto(b[fragNextHeader]) }
 func (b IPv6Fragment) Offset() int {
 	return int(binary.BigEndian.Uint16(b[fragOffsetMore:])>>3) * 8
 }
@@ -224,7 +215,7 @@ func (b IPv6Fragment) ID() uint32 { return binary.BigEndian.Uint32(b[fragIdentic
 
 // IPv6FragmentFields are the fields of a Fragment header.
 type IPv6FragmentFields struct {
-	NextHeader uint8
+	NextHeader nat64.Proto
 	Offset     int // bytes, a multiple of 8
 	More       bool
 	ID         uint32
@@ -232,7 +223,7 @@ type IPv6FragmentFields struct {
 
 // Encode writes the whole Fragment header from f.
 func (b IPv6Fragment) Encode(f *IPv6FragmentFields) {
-	b[fragNextHeader] = f.NextHeader
+	b[fragNextHeader] = uint8(f.NextHeader)
 	b[fragNextHeader+1] = 0
 	v := uint16(f.Offset/8) << 3
 	if f.More {
@@ -268,15 +259,6 @@ const (
 	tcpFlags      = 13
 	// TCPChecksumOffset is where the checksum lies in a TCP header.
 	TCPChecksumOffset = 16
-)
-
-// TCP flag bits.
-const (
-	TCPFin = 0x01
-	TCPSyn = 0x02
-	TCPRst = 0x04
-	TCPPsh = 0x08
-	TCPAck = 0x10
 )
 
 func (b TCP) SrcPort() uint16      { return binary.BigEndian.Uint16(b[tcpSrcPort:]) }

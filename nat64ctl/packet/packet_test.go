@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/nat64kit/nat64kit/internal/nat64"
 )
 
 // naiveSum is RFC 1071 word by word, the reference for Checksum.
@@ -99,7 +101,7 @@ func ipv4UDP(payload int) []byte {
 	b[0] = 0x45
 	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
 	b[8] = 64
-	b[9] = ProtoUDP
+	b[9] = byte(nat64.ProtoUDP)
 	copy(b[12:], []byte{192, 0, 2, 1, 203, 0, 113, 1})
 	IPv4(b).ComputeHeaderChecksum()
 	binary.BigEndian.PutUint16(b[20:], 1234)
@@ -108,10 +110,10 @@ func ipv4UDP(payload int) []byte {
 	return b
 }
 
-func ipv6Ext(exts []byte, first uint8, proto uint8, l4 []byte) []byte {
+func ipv6Ext(exts []byte, first nat64.Proto, proto nat64.Proto, l4 []byte) []byte {
 	b := make([]byte, 40, 40+len(exts)+len(l4))
 	b[0] = 0x60
-	b[6] = first
+	b[6] = byte(first)
 	b[7] = 64
 	b[8], b[9] = 0x20, 0x01
 	b[24], b[25] = 0x20, 0x01
@@ -125,7 +127,7 @@ func ipv6Ext(exts []byte, first uint8, proto uint8, l4 []byte) []byte {
 func TestParse(t *testing.T) {
 	var in Info
 	p := ipv4UDP(10)
-	if r := Parse(p, &in); r != OK || in.Proto != ProtoUDP || in.L4Off != 20 || in.Len != len(p) || in.Fragmented {
+	if r := Parse(p, &in); r != OK || in.Proto != nat64.ProtoUDP || in.L4Off != 20 || in.Len != len(p) || in.Fragmented {
 		t.Fatalf("udp4: %v %+v", r, in)
 	}
 	p[10] ^= 1
@@ -145,27 +147,27 @@ func TestParse(t *testing.T) {
 	binary.BigEndian.PutUint16(udp[4:], 8)
 	// Hop-by-hop, routing (segments left 2), fragment (first), UDP.
 	ext := []byte{
-		ProtoRouting, 0, 1, 4, 0, 0, 0, 0, // HBH: next routing
-		ProtoFragment, 0, 0, 2, 0, 0, 0, 0, // routing: next fragment, segleft 2
-		ProtoUDP, 0, 0, 1, 0, 0, 0, 9, // fragment: offset 0, M=1, id 9
+		byte(nat64.ProtoRouting), 0, 1, 4, 0, 0, 0, 0, // HBH: next routing
+		byte(nat64.ProtoFragment), 0, 0, 2, 0, 0, 0, 0, // routing: next fragment, segleft 2
+		byte(nat64.ProtoUDP), 0, 0, 1, 0, 0, 0, 9, // fragment: offset 0, M=1, id 9
 	}
-	p6 := ipv6Ext(ext, ProtoHopByHop, ProtoUDP, udp)
-	if r := Parse(p6, &in); r != OK || in.Proto != ProtoUDP || in.L4Off != 64 || in.SegLeftOff != 51 ||
+	p6 := ipv6Ext(ext, nat64.ProtoHopByHop, nat64.ProtoUDP, udp)
+	if r := Parse(p6, &in); r != OK || in.Proto != nat64.ProtoUDP || in.L4Off != 64 || in.SegLeftOff != 51 ||
 		in.FragHdrOff != 56 || !in.Fragmented || !in.MoreFrags || in.FragID != 9 {
 		t.Fatalf("ext chain: %v %+v", r, in)
 	}
 	// Hop-by-hop not first is an error.
-	bad := ipv6Ext([]byte{ProtoHopByHop, 0, 0, 0, 0, 0, 0, 0, ProtoUDP, 0, 0, 0, 0, 0, 0, 0}, ProtoDestOpts, 0, udp)
+	bad := ipv6Ext([]byte{byte(nat64.ProtoHopByHop), 0, 0, 0, 0, 0, 0, 0, byte(nat64.ProtoUDP), 0, 0, 0, 0, 0, 0, 0}, nat64.ProtoDestOpts, 0, udp)
 	if r := Parse(bad, &in); r != BadExtHeader {
 		t.Fatalf("late HBH: %v", r)
 	}
 	// Non-first fragment: no L4 check.
-	p6 = ipv6Ext([]byte{ProtoTCP, 0, 0, 0x10, 0, 0, 0, 1}, ProtoFragment, 0, []byte{1, 2, 3})
-	if r := Parse(p6, &in); r != OK || in.FragOffset != 16 || in.Proto != ProtoTCP || in.HasL4Header() {
+	p6 = ipv6Ext([]byte{byte(nat64.ProtoTCP), 0, 0, 0x10, 0, 0, 0, 1}, nat64.ProtoFragment, 0, []byte{1, 2, 3})
+	if r := Parse(p6, &in); r != OK || in.FragOffset != 16 || in.Proto != nat64.ProtoTCP || in.HasL4Header() {
 		t.Fatalf("later fragment: %v %+v", r, in)
 	}
 	// Truncated TCP is rejected unless inner.
-	p6 = ipv6Ext(nil, ProtoTCP, 0, make([]byte, 12))
+	p6 = ipv6Ext(nil, nat64.ProtoTCP, 0, make([]byte, 12))
 	if r := Parse(p6, &in); r != L4TooShort {
 		t.Fatalf("short tcp: %v", r)
 	}
@@ -175,18 +177,18 @@ func TestParse(t *testing.T) {
 	// Extension header loop bounded.
 	var many []byte
 	for i := 0; i < 12; i++ {
-		many = append(many, ProtoDestOpts, 0, 0, 0, 0, 0, 0, 0)
+		many = append(many, byte(nat64.ProtoDestOpts), 0, 0, 0, 0, 0, 0, 0)
 	}
-	many[len(many)-8] = ProtoUDP
-	if r := Parse(ipv6Ext(many, ProtoDestOpts, 0, udp), &in); r != TooManyExtHeaders {
+	many[len(many)-8] = byte(nat64.ProtoUDP)
+	if r := Parse(ipv6Ext(many, nat64.ProtoDestOpts, 0, udp), &in); r != TooManyExtHeaders {
 		t.Fatalf("many ext: %v", r)
 	}
 }
 
 func FuzzParse(f *testing.F) {
 	f.Add(ipv4UDP(4))
-	f.Add(ipv6Ext([]byte{ProtoUDP, 0, 0, 1, 0, 0, 0, 9}, ProtoFragment, 0, []byte{0, 1, 0, 2, 0, 8, 0, 0}))
-	f.Add(ipv6Ext([]byte{ProtoTCP, 0, 0, 1, 0, 0, 0, 0}, ProtoRouting, 0, make([]byte, 20)))
+	f.Add(ipv6Ext([]byte{byte(nat64.ProtoUDP), 0, 0, 1, 0, 0, 0, 9}, nat64.ProtoFragment, 0, []byte{0, 1, 0, 2, 0, 8, 0, 0}))
+	f.Add(ipv6Ext([]byte{byte(nat64.ProtoTCP), 0, 0, 1, 0, 0, 0, 0}, nat64.ProtoRouting, 0, make([]byte, 20)))
 	f.Add([]byte{0x45})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var in Info
@@ -209,12 +211,12 @@ func FuzzParse(f *testing.F) {
 			}
 			if in.HasL4Header() {
 				switch in.Proto {
-				case ProtoTCP, ProtoUDP, ProtoICMPv4, ProtoICMPv6:
+				case nat64.ProtoTCP, nat64.ProtoUDP, nat64.ProtoICMPv4, nat64.ProtoICMPv6:
 					if in.L4Len() < 8 {
 						t.Fatalf("L4 header short: %+v", in)
 					}
 				}
-				if !inner && in.Proto == ProtoTCP && TCP(b[in.L4Off:]).DataOffset() > in.L4Len() {
+				if !inner && in.Proto == nat64.ProtoTCP && TCP(b[in.L4Off:]).DataOffset() > in.L4Len() {
 					t.Fatalf("tcp data offset past end")
 				}
 			}
@@ -236,8 +238,8 @@ func BenchmarkChecksum1500(b *testing.B) {
 func BenchmarkParseIPv6UDP(b *testing.B) {
 	udp := make([]byte, 72)
 	binary.BigEndian.PutUint16(udp[4:], 72)
-	p := ipv6Ext(nil, ProtoUDP, 0, udp)
-	p[6] = ProtoUDP
+	p := ipv6Ext(nil, nat64.ProtoUDP, 0, udp)
+	p[6] = byte(nat64.ProtoUDP)
 	var in Info
 	b.ReportAllocs()
 	for b.Loop() {

@@ -1,6 +1,10 @@
 package packet
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/nat64kit/nat64kit/internal/nat64"
+)
 
 // Reason says why Parse rejected a packet; OK (zero) means it did not.
 type Reason uint8
@@ -54,9 +58,9 @@ const maxExtHeaders = 8
 // headers. Offsets are from the start of the packet.
 type Info struct {
 	Version uint8
-	Proto   uint8 // upper-layer protocol: IPv4 protocol, or the last IPv6 next header
-	L4Off   int   // start of the upper-layer header (after IPv6 extension headers)
-	Len     int   // packet length as its IP header says (never beyond the data)
+	Proto   nat64.Proto // upper-layer protocol: IPv4 protocol, or the last IPv6 next header
+	L4Off   int         // start of the upper-layer header (after IPv6 extension headers)
+	Len     int         // packet length as its IP header says (never beyond the data)
 
 	// Fragment fields. For IPv6, FragHdrOff is the Fragment header's offset
 	// (0 when there is none; an atomic fragment has one with Fragmented false).
@@ -174,7 +178,7 @@ func parse6(b []byte, in *Info, inner bool) Reason {
 		return TooShort
 	}
 	pl := int(binary.BigEndian.Uint16(b[4:]))
-	if pl == 0 && b[6] == ProtoHopByHop {
+	if pl == 0 && nat64.Proto(b[6]) == nat64.ProtoHopByHop {
 		return Jumbogram
 	}
 	end := IPv6HeaderLen + pl
@@ -186,7 +190,7 @@ func parse6(b []byte, in *Info, inner bool) Reason {
 		end = len(b)
 	}
 	in.Len = end
-	next := b[6]
+	next := nat64.Proto(b[6])
 	off := IPv6HeaderLen
 walk:
 	for n := 0; ; n++ {
@@ -194,8 +198,8 @@ walk:
 			return TooManyExtHeaders
 		}
 		switch next {
-		case ProtoHopByHop, ProtoRouting, ProtoDestOpts:
-			if next == ProtoHopByHop && n != 0 {
+		case nat64.ProtoHopByHop, nat64.ProtoRouting, nat64.ProtoDestOpts:
+			if next == nat64.ProtoHopByHop && n != 0 {
 				return BadExtHeader // RFC 8200 §4.1: only right after the IPv6 header
 			}
 			if off+8 > end {
@@ -205,13 +209,13 @@ walk:
 			if off+l > end {
 				return BadExtHeader
 			}
-			if next == ProtoRouting && b[off+3] != 0 && in.SegLeftOff == 0 {
+			if next == nat64.ProtoRouting && b[off+3] != 0 && in.SegLeftOff == 0 {
 				in.SegLeftOff = off + 3
 			}
-			next = b[off]
+			next = nat64.Proto(b[off])
 			off += l
 			continue
-		case ProtoFragment:
+		case nat64.ProtoFragment:
 			if in.FragHdrOff != 0 {
 				return BadExtHeader
 			}
@@ -251,7 +255,7 @@ func checkL4(b []byte, in *Info, inner bool) Reason {
 	}
 	l4 := in.Len - in.L4Off
 	switch in.Proto {
-	case ProtoTCP:
+	case nat64.ProtoTCP:
 		if inner {
 			if l4 < 8 {
 				return L4TooShort
@@ -265,7 +269,7 @@ func checkL4(b []byte, in *Info, inner bool) Reason {
 		if do < TCPMinHeader || do > l4 {
 			return BadTCPHeader
 		}
-	case ProtoUDP:
+	case nat64.ProtoUDP:
 		if l4 < UDPHeaderLen {
 			return L4TooShort
 		}
@@ -275,7 +279,7 @@ func checkL4(b []byte, in *Info, inner bool) Reason {
 				return BadUDPLength
 			}
 		}
-	case ProtoICMPv4, ProtoICMPv6:
+	case nat64.ProtoICMPv4, nat64.ProtoICMPv6:
 		if l4 < ICMPHeaderLen {
 			return L4TooShort
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64conf"
 	"github.com/nat64kit/nat64kit/test/netns"
 	"golang.org/x/sys/unix"
@@ -16,7 +17,7 @@ import (
 func instance() *nat64conf.Instance {
 	return &nat64conf.Instance{
 		Name:   "nat64-a",
-		Prefix: nat64conf.MustPrefix("2001:db8:64::/96"),
+		Prefix: nat64.MustPrefix("2001:db8:64::/96"),
 		Pool4: []nat64conf.Pool4Range{
 			{Prefix: netip.MustParsePrefix("203.0.113.0/25"), FirstPort: 1024, LastPort: 65535},
 			{Prefix: netip.MustParsePrefix("203.0.113.200/32"), FirstPort: 1024, LastPort: 2047},

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
@@ -24,7 +25,7 @@ func benchInstance(sessions int) *nat64conf.Instance {
 // memory: nothing shared).
 var benchSrc, benchDst = a6("2001:db8:100::"), a4("198.51.100.7")
 
-func benchFlow(f *Flow6, proto nat64conf.Protocol, i int) {
+func benchFlow(f *Flow6, proto nat64.Transport, i int) {
 	f.Proto = proto
 	f.Src = benchSrc
 	f.Src[12], f.Src[13], f.Src[14], f.Src[15] = byte(i>>26), byte(i>>18), byte(i>>10), 1
@@ -36,44 +37,44 @@ func benchFlow(f *Flow6, proto nat64conf.Protocol, i int) {
 	}
 }
 
-func fill(b *testing.B, tab *Table, proto nat64conf.Protocol, n int) {
+func fill(b *testing.B, tab *Table, proto nat64.Transport, n int) {
 	var f Flow6
 	for i := range n {
 		benchFlow(&f, proto, i)
-		if _, _, r := tab.Outbound(&f, FlagSYN, 0); r != OK {
+		if _, _, r := tab.Outbound(&f, nat64.TCPSyn, 0); r != OK {
 			b.Fatalf("fill %d: %v", i, r)
 		}
 	}
 }
 
 func BenchmarkOutboundWarm(b *testing.B) {
-	for _, proto := range []nat64conf.Protocol{tcp, udp} {
+	for _, proto := range []nat64.Transport{tcp, udp} {
 		b.Run(proto.String(), func(b *testing.B) {
 			tab := newTestTable(b, benchInstance(0), Options{})
 			f := flow6(proto, hostA, 5000, server, 80)
-			mustOut(b, tab, f, FlagSYN, 0)
+			mustOut(b, tab, f, nat64.TCPSyn, 0)
 			now := int64(0)
 			b.ReportAllocs()
 			for b.Loop() {
 				now += 1000
-				tab.Outbound(f, FlagACK, now)
+				tab.Outbound(f, nat64.TCPAck, now)
 			}
 		})
 	}
 }
 
 func BenchmarkInboundWarm(b *testing.B) {
-	for _, proto := range []nat64conf.Protocol{tcp, udp} {
+	for _, proto := range []nat64.Transport{tcp, udp} {
 		b.Run(proto.String(), func(b *testing.B) {
 			tab := newTestTable(b, benchInstance(0), Options{})
 			f := flow6(proto, hostA, 5000, server, 80)
-			a, p := mustOut(b, tab, f, FlagSYN, 0)
+			a, p := mustOut(b, tab, f, nat64.TCPSyn, 0)
 			r4 := reply4(f, a, p)
 			now := int64(0)
 			b.ReportAllocs()
 			for b.Loop() {
 				now += 1000
-				tab.Inbound(r4, FlagACK, nil, now)
+				tab.Inbound(r4, nat64.TCPAck, nil, now)
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
@@ -39,22 +40,22 @@ func TestConcurrentPacketPath(t *testing.T) {
 				now := clock.Load()
 				host := a6(hostA)
 				host[15] = byte(i % 7)
-				proto := []nat64conf.Protocol{tcp, udp, icmp}[i%3]
+				proto := []nat64.Transport{tcp, udp, icmp}[i%3]
 				port := uint16(2000 + (i*7+w)%300)
 				f := &Flow6{Proto: proto, Src: host, SrcPort: port, Dst: a4(server), DstPort: uint16(80 + i%5)}
 				if proto == icmp {
 					f.DstPort = port
 				}
-				flags := uint8(FlagACK)
+				flags := uint8(nat64.TCPAck)
 				if i%4 == 0 {
-					flags = FlagSYN
+					flags = nat64.TCPSyn
 				}
 				if i%50 == 0 {
-					flags = FlagRST
+					flags = nat64.TCPRst
 				}
 				a, p, r := tab.Outbound(f, flags, now)
 				if r == OK {
-					d6, dp, r := tab.Inbound(reply4(f, a, p), FlagACK, nil, now)
+					d6, dp, r := tab.Inbound(reply4(f, a, p), nat64.TCPAck, nil, now)
 					if r == OK && (d6 != host || dp != port) {
 						wrong.Add(1)
 					}
@@ -62,7 +63,7 @@ func TestConcurrentPacketPath(t *testing.T) {
 				}
 				var pkt [20]byte
 				binary.BigEndian.PutUint16(pkt[:], uint16(i))
-				tab.Inbound(&Flow4{Proto: tcp, Src: a4(other), SrcPort: uint16(i), Dst: a4("203.0.113.1"), DstPort: uint16(1024 + i%3000)}, FlagSYN, pkt[:], now)
+				tab.Inbound(&Flow4{Proto: tcp, Src: a4(other), SrcPort: uint16(i), Dst: a4("203.0.113.1"), DstPort: uint16(1024 + i%3000)}, nat64.TCPSyn, pkt[:], now)
 				tab.LookupInbound(&Flow4{Proto: udp, Src: a4(server), SrcPort: 80, Dst: a4("203.0.113.2"), DstPort: port})
 			}
 		}()
@@ -108,21 +109,21 @@ func TestConcurrentPacketPath(t *testing.T) {
 func TestWarmPathAllocatesNothing(t *testing.T) {
 	tab := newTestTable(t, testInstance(nil), Options{})
 	for _, c := range []struct {
-		proto nat64conf.Protocol
+		proto nat64.Transport
 		flags uint8
-	}{{tcp, FlagACK}, {udp, 0}, {icmp, 0}} {
+	}{{tcp, nat64.TCPAck}, {udp, 0}, {icmp, 0}} {
 		f := flow6(c.proto, hostA, 5000, server, 80)
 		if c.proto == icmp {
 			f.DstPort = f.SrcPort
 		}
 		open := c.flags
 		if c.proto == tcp {
-			open = FlagSYN
+			open = nat64.TCPSyn
 		}
 		a, p := mustOut(t, tab, f, open, 0)
 		r4 := reply4(f, a, p)
 		if c.proto == tcp {
-			tab.Inbound(r4, FlagSYN|FlagACK, nil, 0)
+			tab.Inbound(r4, nat64.TCPSyn|nat64.TCPAck, nil, 0)
 		}
 		now := int64(0)
 		if n := testing.AllocsPerRun(1000, func() {

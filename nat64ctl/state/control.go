@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
@@ -38,7 +39,7 @@ func (k EventKind) String() string {
 // MappingEvent is one RFC 6888 §4 mapping log record.
 type MappingEvent struct {
 	Kind   EventKind
-	Proto  nat64conf.Protocol
+	Proto  nat64.Transport
 	Time   int64          // the caller's clock, as passed to the Table
 	IPv6   netip.AddrPort // X:x
 	IPv4   netip.AddrPort // T:t
@@ -59,7 +60,7 @@ func (t *Table) emitSession(k EventKind, s *session) {
 }
 
 func remote4(s *session) netip.AddrPort {
-	if s.proto == nat64conf.ICMP {
+	if s.proto == nat64.ICMP {
 		return addrPort4(s.rem4, s.pport)
 	}
 	return addrPort4(s.rem4, s.rport)
@@ -76,7 +77,7 @@ func (t *Table) SetMappingLog(fn func(*MappingEvent)) {
 // SessionEntry is one session for the control API: both tuples, the
 // protocol, the TCP state and when it expires.
 type SessionEntry struct {
-	Proto nat64conf.Protocol
+	Proto nat64.Transport
 	// The IPv6 side: X:x to Y:y, Y being Z embedded in the prefix.
 	Src6, Dst6 netip.AddrPort
 	// The IPv4 side: T:t to Z:z.
@@ -87,7 +88,7 @@ type SessionEntry struct {
 
 // BIBEntry is one BIB entry for the control API.
 type BIBEntry struct {
-	Proto    nat64conf.Protocol
+	Proto    nat64.Transport
 	IPv6     netip.AddrPort // X:x
 	IPv4     netip.AddrPort // T:t
 	Static   bool
@@ -102,7 +103,7 @@ const walkBatch = 1024
 // returns false. Entries are copied in batches under the lock and fn runs
 // without it, so fn may be slow or call the Table; sessions created or
 // removed during the walk may or may not be seen.
-func (t *Table) WalkSessions(proto nat64conf.Protocol, fn func(*SessionEntry) bool) {
+func (t *Table) WalkSessions(proto nat64.Transport, fn func(*SessionEntry) bool) {
 	buf := make([]SessionEntry, 0, walkBatch)
 	for ref := uint32(0); ; {
 		buf = buf[:0]
@@ -122,11 +123,11 @@ func (t *Table) WalkSessions(proto nat64conf.Protocol, fn func(*SessionEntry) bo
 				Dst4:    remote4(s),
 				Expires: wordExpiry(w),
 			}
-			if s.proto == nat64conf.TCP {
+			if s.proto == nat64.TCP {
 				e.State = TCPState(w & stateMask)
 			}
 			dport := s.rport
-			if s.proto == nat64conf.ICMP {
+			if s.proto == nat64.ICMP {
 				dport = s.sport
 			}
 			if p.prefix.IsValid() {
@@ -148,7 +149,7 @@ func (t *Table) WalkSessions(proto nat64conf.Protocol, fn func(*SessionEntry) bo
 
 // WalkBIB calls fn for each BIB entry of proto (0: all) until fn returns
 // false, like WalkSessions.
-func (t *Table) WalkBIB(proto nat64conf.Protocol, fn func(*BIBEntry) bool) {
+func (t *Table) WalkBIB(proto nat64.Transport, fn func(*BIBEntry) bool) {
 	buf := make([]BIBEntry, 0, walkBatch)
 	for ref := uint32(0); ; {
 		buf = buf[:0]
@@ -175,13 +176,13 @@ func (t *Table) WalkBIB(proto nat64conf.Protocol, fn func(*BIBEntry) bool) {
 }
 
 // AppendSessions appends the sessions of proto (0: all) to dst.
-func (t *Table) AppendSessions(dst []SessionEntry, proto nat64conf.Protocol) []SessionEntry {
+func (t *Table) AppendSessions(dst []SessionEntry, proto nat64.Transport) []SessionEntry {
 	t.WalkSessions(proto, func(e *SessionEntry) bool { dst = append(dst, *e); return true })
 	return dst
 }
 
 // AppendBIB appends the BIB entries of proto (0: all) to dst.
-func (t *Table) AppendBIB(dst []BIBEntry, proto nat64conf.Protocol) []BIBEntry {
+func (t *Table) AppendBIB(dst []BIBEntry, proto nat64.Transport) []BIBEntry {
 	t.WalkBIB(proto, func(e *BIBEntry) bool { dst = append(dst, *e); return true })
 	return dst
 }
@@ -203,13 +204,13 @@ type Stats struct {
 }
 
 // Proto returns the counts of p (nil for other protocols).
-func (s *Stats) Proto(p nat64conf.Protocol) *ProtoStats {
+func (s *Stats) Proto(p nat64.Transport) *ProtoStats {
 	switch p {
-	case nat64conf.TCP:
+	case nat64.TCP:
 		return &s.TCP
-	case nat64conf.UDP:
+	case nat64.UDP:
 		return &s.UDP
-	case nat64conf.ICMP:
+	case nat64.ICMP:
 		return &s.ICMP
 	}
 	return nil
@@ -220,7 +221,7 @@ func (t *Table) Stats() Stats {
 	var st Stats
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for i, p := range protos {
+	for i, p := range nat64.Transports {
 		ps := st.Proto(p)
 		ps.Sessions = t.perProto[i].sessions
 		ps.BIB = t.perProto[i].bibs
@@ -283,12 +284,12 @@ func (t *Table) Reconfigure(in *nat64conf.Instance) error {
 		return err
 	}
 	type key struct {
-		proto nat64conf.Protocol
+		proto nat64.Transport
 		v6    netip.AddrPort
 		v4    netip.AddrPort
 	}
 	type side struct {
-		proto nat64conf.Protocol
+		proto nat64.Transport
 		ipv4  bool
 		ap    netip.AddrPort
 	}

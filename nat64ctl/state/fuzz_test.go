@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
@@ -46,8 +47,8 @@ func runOps(t *testing.T, ops []byte) {
 			in.Static = statics[:1]
 		})
 		tab := newTestTable(t, in, Options{Shards: 2, MaxHeldSYNs: 3, HeldSYNBytes: 4, ExpireBudget: 5})
-		protos := [3]nat64conf.Protocol{tcp, udp, icmp}
-		flagSets := [6]uint8{FlagSYN, FlagACK, FlagFIN | FlagACK, FlagRST, FlagSYN | FlagACK, 0}
+		protos := [3]nat64.Transport{tcp, udp, icmp}
+		flagSets := [6]uint8{nat64.TCPSyn, nat64.TCPAck, nat64.TCPFin | nat64.TCPAck, nat64.TCPRst, nat64.TCPSyn | nat64.TCPAck, 0}
 		now := int64(0)
 		next := func() byte {
 			if len(ops) == 0 {
@@ -75,7 +76,7 @@ func runOps(t *testing.T, ops []byte) {
 					if !tab.OwnsIPv4(t4) && !isStatic4(statics, t4, p4) {
 						t.Fatalf("mapped to %v:%d outside pool4", t4, p4)
 					}
-					d6, dp, r2 := tab.Inbound(reply4(fl, t4, p4), FlagACK, nil, now)
+					d6, dp, r2 := tab.Inbound(reply4(fl, t4, p4), nat64.TCPAck, nil, now)
 					if r2 != OK || d6 != fl.Src || dp != fl.SrcPort {
 						t.Fatalf("reply of %+v via %v:%d: %x %d %v", fl, t4, p4, d6, dp, r2)
 					}

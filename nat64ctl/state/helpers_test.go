@@ -6,15 +6,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
 const sec = int64(time.Second)
 
 var (
-	tcp  = nat64conf.TCP
-	udp  = nat64conf.UDP
-	icmp = nat64conf.ICMP
+	tcp  = nat64.TCP
+	udp  = nat64.UDP
+	icmp = nat64.ICMP
 )
 
 func a6(s string) [16]byte { return netip.MustParseAddr(s).As16() }
@@ -25,7 +26,7 @@ func a4(s string) [4]byte  { return netip.MustParseAddr(s).As4() }
 func testInstance(mod func(*nat64conf.Instance)) *nat64conf.Instance {
 	in := &nat64conf.Instance{
 		Name:   "nat64-test",
-		Prefix: nat64conf.MustPrefix("64:ff9b:1::/96"),
+		Prefix: nat64.MustPrefix("64:ff9b:1::/96"),
 		Pool4: []nat64conf.Pool4Range{{
 			Prefix: netip.MustParsePrefix("203.0.113.1/32"), FirstPort: 1024, LastPort: 65535,
 		}},
@@ -57,7 +58,7 @@ func newTestTable(tb testing.TB, in *nat64conf.Instance, opts Options) *Table {
 	return t
 }
 
-func flow6(p nat64conf.Protocol, src string, sport uint16, dst string, dport uint16) *Flow6 {
+func flow6(p nat64.Transport, src string, sport uint16, dst string, dport uint16) *Flow6 {
 	return &Flow6{Proto: p, Src: a6(src), SrcPort: sport, Dst: a4(dst), DstPort: dport}
 }
 
@@ -65,7 +66,7 @@ func flow6(p nat64conf.Protocol, src string, sport uint16, dst string, dport uin
 // t:port.
 func reply4(f *Flow6, t [4]byte, port uint16) *Flow4 {
 	sp := f.DstPort
-	if f.Proto == nat64conf.ICMP {
+	if f.Proto == nat64.ICMP {
 		sp = port
 	}
 	return &Flow4{Proto: f.Proto, Src: f.Dst, SrcPort: sp, Dst: t, DstPort: port}
@@ -104,7 +105,7 @@ func (t *Table) check() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	type pk struct {
-		proto nat64conf.Protocol
+		proto nat64.Transport
 		a     [4]byte
 		port  uint16
 	}

@@ -1,6 +1,8 @@
 package state
 
-import "math/bits"
+import (
+	"math/bits"
+)
 
 // hasher is a keyed multiply-fold hash (the wyhash construction). Both the
 // IPv6 side and the IPv4 side of the tables hold remote-controlled bytes, so

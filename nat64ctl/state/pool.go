@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
@@ -141,9 +142,9 @@ func (pm *portmap) find(lo, hi, start int, parity int) (uint16, bool) {
 // of x's class (well-known below 1024 or not) from an RFC 6056 algorithm 3
 // start (secret-keyed per-source offset plus a per-bucket counter), probing
 // linearly; relaxing parity, then class, only when those are full.
-func (t *Table) pickPort(pm *portmap, r *poolRange, proto nat64conf.Protocol, x uint16, srcHash uint64) (uint16, bool) {
+func (t *Table) pickPort(pm *portmap, r *poolRange, proto nat64.Transport, x uint16, srcHash uint64) (uint16, bool) {
 	lo, hi := int(r.first), int(r.last)
-	if proto != nat64conf.ICMP && lo == 0 {
+	if proto != nat64.ICMP && lo == 0 {
 		lo = 1 // port 0 is not a TCP or UDP port
 	}
 	if lo > hi {
@@ -186,7 +187,7 @@ func (t *Table) pickPort(pm *portmap, r *poolRange, proto nat64conf.Protocol, x 
 // paired address first (every BIB entry of one IPv6 host on one IPv4
 // address while it has room), then the pool's addresses from a
 // secret-keyed start. Called with t.mu held.
-func (t *Table) allocate(pi int, proto nat64conf.Protocol, src *[16]byte, x uint16) ([4]byte, uint16, bool) {
+func (t *Table) allocate(pi int, proto nat64.Transport, src *[16]byte, x uint16) ([4]byte, uint16, bool) {
 	pl := t.pool.Load()
 	if pl.addrs == 0 {
 		return [4]byte{}, 0, false

@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
@@ -31,7 +32,7 @@ import (
 // already extracted from the prefix). For ICMP queries SrcPort and DstPort
 // are both the identifier.
 type Flow6 struct {
-	Proto   nat64conf.Protocol
+	Proto   nat64.Transport
 	Src     [16]byte
 	SrcPort uint16
 	Dst     [4]byte
@@ -41,7 +42,7 @@ type Flow6 struct {
 // Flow4 is a packet seen on the IPv4 side, inbound: remote Z:z to pool4
 // T:t. For ICMP SrcPort and DstPort are both the identifier.
 type Flow4 struct {
-	Proto   nat64conf.Protocol
+	Proto   nat64.Transport
 	Src     [4]byte
 	SrcPort uint16
 	Dst     [4]byte
@@ -103,14 +104,6 @@ func (r Result) String() string {
 	return "unknown"
 }
 
-// TCP flag bits of the raw flags byte.
-const (
-	FlagFIN = 0x01
-	FlagSYN = 0x02
-	FlagRST = 0x04
-	FlagACK = 0x10
-)
-
 // Options are knobs that nat64conf does not carry. The zero value gives
 // the defaults.
 type Options struct {
@@ -157,7 +150,7 @@ type params struct {
 	udp, icmp, tcpEst, tcpTrans, tcpSyn int64
 	eif                                 bool
 	maxSessions, maxPerSource           int
-	prefix                              nat64conf.Prefix
+	prefix                              nat64.Prefix
 }
 
 const (
@@ -178,7 +171,7 @@ type session struct {
 	sport uint16   // x
 	rport uint16   // z; 0 for ICMP (the identifier is x on one side, t on the other)
 	pport uint16   // t
-	proto nat64conf.Protocol
+	proto nat64.Transport
 	_     uint8
 	word  atomic.Uint64 // expiry rounded up to 16 ns, TCP state in the low 4 bits
 	bib   uint32
@@ -195,7 +188,7 @@ type bibEntry struct {
 	pool4  [4]byte
 	sport  uint16
 	pport  uint16
-	proto  nat64conf.Protocol
+	proto  nat64.Transport
 	static bool
 	head   uint32 // first session; next free entry when unused
 	nsess  uint32
@@ -264,19 +257,14 @@ type protoCounts struct {
 	sessions, bibs, statics int
 }
 
-func protoIndex(p nat64conf.Protocol) int {
-	switch p {
-	case nat64conf.TCP:
-		return 0
-	case nat64conf.UDP:
-		return 1
-	case nat64conf.ICMP:
-		return 2
+// protoIndex is p as an index into per-transport arrays, or -1 for a
+// value that is no transport.
+func protoIndex(p nat64.Transport) int {
+	if p.Valid() {
+		return p.Index()
 	}
 	return -1
 }
-
-var protos = [3]nat64conf.Protocol{nat64conf.TCP, nat64conf.UDP, nat64conf.ICMP}
 
 // New builds the table for an instance: pool4, timeouts, filtering,
 // limits and static BIB entries come from in.
@@ -437,14 +425,14 @@ func (t *Table) find4(sh *shard, h uint32, f *Flow4, rport uint16) (uint32, bool
 // sessions are keyed without it, because the identifier differs between
 // the sides (x on IPv6, t on IPv4).
 func remotePort6(f *Flow6) uint16 {
-	if f.Proto == nat64conf.ICMP {
+	if f.Proto == nat64.ICMP {
 		return 0
 	}
 	return f.DstPort
 }
 
 func remotePort4(f *Flow4) uint16 {
-	if f.Proto == nat64conf.ICMP {
+	if f.Proto == nat64.ICMP {
 		return 0
 	}
 	return f.SrcPort
@@ -469,7 +457,7 @@ func (t *Table) Outbound(f *Flow6, tcpFlags uint8, now int64) (src4 [4]byte, src
 		return src4, srcPort4, OK
 	}
 	sh.mu.RUnlock()
-	if f.Proto == nat64conf.TCP && (tcpFlags&FlagSYN == 0 || tcpFlags&FlagRST != 0) {
+	if f.Proto == nat64.TCP && (tcpFlags&nat64.TCPSyn == 0 || tcpFlags&nat64.TCPRst != 0) {
 		// Cannot open a session: answer without the writer lock (after a
 		// restart every old connection's packets come this way).
 		return src4, 0, NotSYN
@@ -550,11 +538,11 @@ func (t *Table) OwnsIPv4(a [4]byte) bool { return t.pool.Load().hasAddr(a) }
 func (t *Table) touch(s *session, from6 bool, flags uint8, now int64) {
 	p := t.params.Load()
 	switch s.proto {
-	case nat64conf.UDP:
+	case nat64.UDP:
 		refresh(s, now+p.udp)
-	case nat64conf.ICMP:
+	case nat64.ICMP:
 		refresh(s, now+p.icmp)
-	case nat64conf.TCP:
+	case nat64.TCP:
 		for {
 			w := s.word.Load()
 			st, exp := TCPState(w&stateMask), wordExpiry(w)

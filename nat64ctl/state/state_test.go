@@ -7,6 +7,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
@@ -76,26 +77,26 @@ func TestTimeouts(t *testing.T) {
 	cases := []struct {
 		name  string
 		setup func(tab *Table, f *Flow6, now int64)
-		proto nat64conf.Protocol
+		proto nat64.Transport
 		life  time.Duration
 	}{
 		{"udp", func(tab *Table, f *Flow6, now int64) { mustOut(t, tab, f, 0, now) }, udp, 3 * time.Minute},
 		{"icmp", func(tab *Table, f *Flow6, now int64) { mustOut(t, tab, f, 0, now) }, icmp, 70 * time.Second},
-		{"tcp v6 init", func(tab *Table, f *Flow6, now int64) { mustOut(t, tab, f, FlagSYN, now) }, tcp, 5 * time.Minute},
+		{"tcp v6 init", func(tab *Table, f *Flow6, now int64) { mustOut(t, tab, f, nat64.TCPSyn, now) }, tcp, 5 * time.Minute},
 		{"tcp established", func(tab *Table, f *Flow6, now int64) {
-			a, p := mustOut(t, tab, f, FlagSYN, now)
-			tab.Inbound(reply4(f, a, p), FlagSYN|FlagACK, nil, now)
+			a, p := mustOut(t, tab, f, nat64.TCPSyn, now)
+			tab.Inbound(reply4(f, a, p), nat64.TCPSyn|nat64.TCPAck, nil, now)
 		}, tcp, 3 * time.Hour},
 		{"tcp trans", func(tab *Table, f *Flow6, now int64) {
-			a, p := mustOut(t, tab, f, FlagSYN, now)
-			tab.Inbound(reply4(f, a, p), FlagSYN|FlagACK, nil, now)
-			tab.Inbound(reply4(f, a, p), FlagRST, nil, now)
+			a, p := mustOut(t, tab, f, nat64.TCPSyn, now)
+			tab.Inbound(reply4(f, a, p), nat64.TCPSyn|nat64.TCPAck, nil, now)
+			tab.Inbound(reply4(f, a, p), nat64.TCPRst, nil, now)
 		}, tcp, 5 * time.Minute},
 		{"tcp v4 init (incoming SYN)", func(tab *Table, f *Flow6, now int64) {
-			a, p := mustOut(t, tab, &Flow6{Proto: tcp, Src: f.Src, SrcPort: f.SrcPort, Dst: a4(other), DstPort: 1}, FlagSYN, now-sec)
+			a, p := mustOut(t, tab, &Flow6{Proto: tcp, Src: f.Src, SrcPort: f.SrcPort, Dst: a4(other), DstPort: 1}, nat64.TCPSyn, now-sec)
 			// Endpoint-independent filtering lets a SYN from a new
 			// remote open a session on the existing BIB entry.
-			if _, _, r := tab.Inbound(reply4(f, a, p), FlagSYN, nil, now); r != OK {
+			if _, _, r := tab.Inbound(reply4(f, a, p), nat64.TCPSyn, nil, now); r != OK {
 				t.Fatalf("incoming SYN: %v", r)
 			}
 			tab.Expire(now, nil) // drop nothing, but make sure the other session is not the one seen
@@ -115,7 +116,7 @@ func TestTimeouts(t *testing.T) {
 				if refreshed && c.name != "tcp trans" && c.name != "tcp v6 init" && c.name != "tcp v4 init (incoming SYN)" {
 					// A packet half-way restarts the lifetime.
 					tab.Expire(start+life/2, nil)
-					mustOut(t, tab, f, FlagACK, start+life/2)
+					mustOut(t, tab, f, nat64.TCPAck, start+life/2)
 					start += life / 2
 				}
 				for now := start; now < start+life-sec; now += 7 * sec {
@@ -153,7 +154,7 @@ func TestClockJump(t *testing.T) {
 	for i := range 100 {
 		mustOut(t, tab, flow6(udp, hostA, uint16(2000+i), server, 53), 0, 0)
 	}
-	mustOut(t, tab, flow6(tcp, hostA, 3000, server, 80), FlagSYN, 0)
+	mustOut(t, tab, flow6(tcp, hostA, 3000, server, 80), nat64.TCPSyn, 0)
 	tab.Expire(sec, nil)
 	mustOut(t, tab, flow6(udp, hostA, 9999, server, 53), 0, 5*3600*sec)
 	tab.Expire(5*3600*sec+sec, nil)
@@ -167,29 +168,29 @@ func TestHeldSYNTimesOut(t *testing.T) {
 	tab := newTestTable(t, testInstance(nil), Options{MaxHeldSYNs: 2})
 	syn := []byte("an IPv4 SYN packet")
 	in := &Flow4{Proto: tcp, Src: a4(server), SrcPort: 4444, Dst: a4("203.0.113.1"), DstPort: 5555}
-	if _, _, r := tab.Inbound(in, FlagSYN, syn, 100*sec); r != HeldSYN {
+	if _, _, r := tab.Inbound(in, nat64.TCPSyn, syn, 100*sec); r != HeldSYN {
 		t.Fatalf("SYN without BIB: %v", r)
 	}
 	syn[0] = 'X' // the table must have copied it
-	if _, _, r := tab.Inbound(in, FlagSYN, syn, 101*sec); r != HeldSYN {
+	if _, _, r := tab.Inbound(in, nat64.TCPSyn, syn, 101*sec); r != HeldSYN {
 		t.Fatalf("retransmitted SYN: %v", r)
 	}
 	in2 := *in
 	in2.SrcPort++
-	tab.Inbound(&in2, FlagSYN, syn, 102*sec)
+	tab.Inbound(&in2, nat64.TCPSyn, syn, 102*sec)
 	in3 := *in
 	in3.SrcPort += 2
-	if _, _, r := tab.Inbound(&in3, FlagSYN, syn, 102*sec); r != HeldSYNFull {
+	if _, _, r := tab.Inbound(&in3, nat64.TCPSyn, syn, 102*sec); r != HeldSYNFull {
 		t.Fatalf("third SYN with room for two: %v", r)
 	}
 	// Not a SYN, no BIB: nothing to hold.
-	if _, _, r := tab.Inbound(&in3, FlagACK, syn, 102*sec); r != NoBinding {
+	if _, _, r := tab.Inbound(&in3, nat64.TCPAck, syn, 102*sec); r != NoBinding {
 		t.Fatalf("ACK without BIB: %v", r)
 	}
 	// A port outside pool4 can never be mapped: no point holding.
 	in4 := *in
 	in4.DstPort = 80
-	if _, _, r := tab.Inbound(&in4, FlagSYN, syn, 102*sec); r != NoBinding {
+	if _, _, r := tab.Inbound(&in4, nat64.TCPSyn, syn, 102*sec); r != NoBinding {
 		t.Fatalf("SYN to a port outside pool4: %v", r)
 	}
 	var got [][]byte
@@ -207,7 +208,7 @@ func TestHeldSYNTimesOut(t *testing.T) {
 		t.Fatalf("second held SYN: %d released, %d held", len(got), tab.Stats().HeldSYNs)
 	}
 	// Room again.
-	if _, _, r := tab.Inbound(&in3, FlagSYN, syn, 109*sec); r != HeldSYN {
+	if _, _, r := tab.Inbound(&in3, nat64.TCPSyn, syn, 109*sec); r != HeldSYN {
 		t.Fatalf("after release: %v", r)
 	}
 	mustCheck(t, tab)
@@ -216,7 +217,7 @@ func TestHeldSYNTimesOut(t *testing.T) {
 func TestHeldSYNTruncated(t *testing.T) {
 	tab := newTestTable(t, testInstance(nil), Options{HeldSYNBytes: 8})
 	in := &Flow4{Proto: tcp, Src: a4(server), SrcPort: 4444, Dst: a4("203.0.113.1"), DstPort: 5555}
-	tab.Inbound(in, FlagSYN, []byte("0123456789abcdef"), 0)
+	tab.Inbound(in, nat64.TCPSyn, []byte("0123456789abcdef"), 0)
 	var got string
 	tab.Expire(7*sec, func(p []byte) { got = string(p) })
 	if got != "01234567" {
@@ -231,13 +232,13 @@ func TestHeldSYNTruncated(t *testing.T) {
 func TestSimultaneousOpen(t *testing.T) {
 	tab := newTestTable(t, testInstance(nil), Options{})
 	first := flow6(tcp, hostA, 6000, other, 443)
-	a, p := mustOut(t, tab, first, FlagSYN, 0)
+	a, p := mustOut(t, tab, first, nat64.TCPSyn, 0)
 	in := &Flow4{Proto: tcp, Src: a4(server), SrcPort: 7000, Dst: a, DstPort: p}
-	if _, _, r := tab.Inbound(in, FlagSYN, []byte("syn"), sec); r != HeldSYN {
+	if _, _, r := tab.Inbound(in, nat64.TCPSyn, []byte("syn"), sec); r != HeldSYN {
 		t.Fatalf("ADF, unknown remote: %v", r)
 	}
 	out := flow6(tcp, hostA, 6000, server, 7000)
-	if a2, p2, r := tab.Outbound(out, FlagSYN, 2*sec); r != OK || a2 != a || p2 != p {
+	if a2, p2, r := tab.Outbound(out, nat64.TCPSyn, 2*sec); r != OK || a2 != a || p2 != p {
 		t.Fatalf("IPv6 SYN: %v %d %v", a2, p2, r)
 	}
 	if e, ok := sessionOf(t, tab, out); !ok || e.State != Established {
@@ -270,8 +271,8 @@ func TestFiltering(t *testing.T) {
 		}
 		// TCP SYN from an unknown remote: held under ADF, passed under EIF.
 		ft := flow6(tcp, hostA, 40001, server, 80)
-		a, p = mustOut(t, tab, ft, FlagSYN, 0)
-		_, _, r = tab.Inbound(&Flow4{Proto: tcp, Src: a4(other), SrcPort: 80, Dst: a, DstPort: p}, FlagSYN, []byte{1}, sec)
+		a, p = mustOut(t, tab, ft, nat64.TCPSyn, 0)
+		_, _, r = tab.Inbound(&Flow4{Proto: tcp, Src: a4(other), SrcPort: 80, Dst: a, DstPort: p}, nat64.TCPSyn, []byte{1}, sec)
 		if want := map[bool]Result{false: HeldSYN, true: OK}[eif]; r != want {
 			t.Fatalf("eif=%v: TCP SYN from other remote: %v, want %v", eif, r, want)
 		}
@@ -299,7 +300,7 @@ func TestPoolExhaustion(t *testing.T) {
 		t.Fatalf("fifth mapping: %v", r)
 	}
 	// Other protocols have their own ports.
-	mustOut(t, tab, flow6(tcp, hostB, 30000, server, 80), FlagSYN, 0)
+	mustOut(t, tab, flow6(tcp, hostB, 30000, server, 80), nat64.TCPSyn, 0)
 	tab.Expire(10*60*sec, nil)
 	mustOut(t, tab, flow6(udp, hostB, 30000, server, 53), 0, 10*60*sec)
 	mustCheck(t, tab)
@@ -354,7 +355,7 @@ func TestLimitsInbound(t *testing.T) {
 func TestLookupsChangeNothing(t *testing.T) {
 	tab := newTestTable(t, testInstance(nil), Options{})
 	f := flow6(tcp, hostA, 5000, server, 80)
-	a, p := mustOut(t, tab, f, FlagSYN, 0)
+	a, p := mustOut(t, tab, f, nat64.TCPSyn, 0)
 	before, _ := sessionOf(t, tab, f)
 	for range 3 {
 		tab.LookupOutbound(f)
@@ -394,12 +395,12 @@ func TestStaticBIB(t *testing.T) {
 	tab := newTestTable(t, in, Options{})
 	// IPv4-initiated connection.
 	syn := &Flow4{Proto: tcp, Src: a4(server), SrcPort: 50000, Dst: a4("203.0.113.9"), DstPort: 2001}
-	d6, dp, r := tab.Inbound(syn, FlagSYN, nil, 0)
+	d6, dp, r := tab.Inbound(syn, nat64.TCPSyn, nil, 0)
 	if r != OK || d6 != srv.Addr().As16() || dp != 80 {
 		t.Fatalf("SYN to the static entry: %x %d %v", d6, dp, r)
 	}
 	back := &Flow6{Proto: tcp, Src: d6, SrcPort: 80, Dst: a4(server), DstPort: 50000}
-	if a, p, r := tab.Outbound(back, FlagSYN|FlagACK, sec); r != OK || p != 2001 || a != a4("203.0.113.9") {
+	if a, p, r := tab.Outbound(back, nat64.TCPSyn|nat64.TCPAck, sec); r != OK || p != 2001 || a != a4("203.0.113.9") {
 		t.Fatalf("SYN-ACK: %v %d %v", a, p, r)
 	}
 	if e, _ := sessionOf(t, tab, back); e.State != Established {
@@ -407,12 +408,12 @@ func TestStaticBIB(t *testing.T) {
 	}
 	// The other three ports go to dynamic mappings, never 2001.
 	for i := range 3 {
-		_, p := mustOut(t, tab, flow6(tcp, hostA, uint16(3000+i), server, 80), FlagSYN, 0)
+		_, p := mustOut(t, tab, flow6(tcp, hostA, uint16(3000+i), server, 80), nat64.TCPSyn, 0)
 		if p == 2001 {
 			t.Fatal("dynamic mapping got the static port")
 		}
 	}
-	if _, _, r := tab.Outbound(flow6(tcp, hostA, 2001, server, 80), FlagSYN, 0); r != PoolExhausted {
+	if _, _, r := tab.Outbound(flow6(tcp, hostA, 2001, server, 80), nat64.TCPSyn, 0); r != PoolExhausted {
 		t.Fatalf("fourth dynamic mapping: %v", r)
 	}
 	// The static entry outlives its sessions.
@@ -421,7 +422,7 @@ func TestStaticBIB(t *testing.T) {
 	if st.TCP.BIB != 1 || st.TCP.StaticBIB != 1 || st.TCP.Sessions != 0 {
 		t.Fatalf("after expiry: %+v", st.TCP)
 	}
-	if _, _, r := tab.Inbound(syn, FlagSYN, nil, 3*3600*sec); r != OK {
+	if _, _, r := tab.Inbound(syn, nat64.TCPSyn, nil, 3*3600*sec); r != OK {
 		t.Fatalf("SYN after expiry: %v", r)
 	}
 	mustCheck(t, tab)
@@ -521,7 +522,7 @@ func TestPairedPooling(t *testing.T) {
 	addrsOf := func(host string, n int) map[[4]byte]int {
 		m := map[[4]byte]int{}
 		for i := range n {
-			a, _ := mustOut(t, tab, flow6(tcp, host, uint16(1024+i), server, 80), FlagSYN, 0)
+			a, _ := mustOut(t, tab, flow6(tcp, host, uint16(1024+i), server, 80), nat64.TCPSyn, 0)
 			m[a]++
 		}
 		return m
@@ -569,7 +570,7 @@ func TestPairedOverflow(t *testing.T) {
 
 func TestTCPNeedsSYN(t *testing.T) {
 	tab := newTestTable(t, testInstance(nil), Options{})
-	for _, flags := range []uint8{FlagACK, FlagFIN | FlagACK, FlagRST, FlagSYN | FlagRST} {
+	for _, flags := range []uint8{nat64.TCPAck, nat64.TCPFin | nat64.TCPAck, nat64.TCPRst, nat64.TCPSyn | nat64.TCPRst} {
 		if _, _, r := tab.Outbound(flow6(tcp, hostA, 1234, server, 80), flags, 0); r != NotSYN {
 			t.Fatalf("flags %#x without session: %v", flags, r)
 		}
@@ -616,7 +617,7 @@ func TestReconfigure(t *testing.T) {
 	s80 := &Flow4{Proto: tcp, Src: a4(server), SrcPort: 4000, Dst: a4("203.0.113.1"), DstPort: 1500}
 	s81 := &Flow4{Proto: tcp, Src: a4(server), SrcPort: 4000, Dst: a4("203.0.113.1"), DstPort: 1501}
 	for _, f := range []*Flow4{s80, s81} {
-		if _, _, r := tab.Inbound(f, FlagSYN, nil, 0); r != OK {
+		if _, _, r := tab.Inbound(f, nat64.TCPSyn, nil, 0); r != OK {
 			t.Fatal(r)
 		}
 	}
@@ -694,7 +695,7 @@ func TestWalk(t *testing.T) {
 	for i := range 3000 {
 		mustOut(t, tab, flow6(udp, hostA, uint16(10000+i%1500), server, uint16(1+i/1500)), 0, 0)
 	}
-	mustOut(t, tab, flow6(tcp, hostA, 1, server, 80), FlagSYN, 0)
+	mustOut(t, tab, flow6(tcp, hostA, 1, server, 80), nat64.TCPSyn, 0)
 	if got := len(tab.AppendSessions(nil, udp)); got != 3000 {
 		t.Fatalf("%d UDP sessions listed", got)
 	}
@@ -743,9 +744,9 @@ func TestNewRejectsBadConfig(t *testing.T) {
 func TestHeldSYNSupersededByReconfigure(t *testing.T) {
 	in := testInstance(nil)
 	tab := newTestTable(t, in, Options{})
-	a, p := mustOut(t, tab, flow6(tcp, hostA, 6000, other, 443), FlagSYN, 0)
+	a, p := mustOut(t, tab, flow6(tcp, hostA, 6000, other, 443), nat64.TCPSyn, 0)
 	syn := &Flow4{Proto: tcp, Src: a4(server), SrcPort: 7000, Dst: a, DstPort: p}
-	if _, _, r := tab.Inbound(syn, FlagSYN, []byte("syn"), sec); r != HeldSYN {
+	if _, _, r := tab.Inbound(syn, nat64.TCPSyn, []byte("syn"), sec); r != HeldSYN {
 		t.Fatal(r)
 	}
 	eif := *in
@@ -753,7 +754,7 @@ func TestHeldSYNSupersededByReconfigure(t *testing.T) {
 	if err := tab.Reconfigure(&eif); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, r := tab.Inbound(syn, FlagSYN, []byte("syn"), 2*sec); r != OK {
+	if _, _, r := tab.Inbound(syn, nat64.TCPSyn, []byte("syn"), 2*sec); r != OK {
 		t.Fatalf("retransmitted SYN under EIF: %v", r)
 	}
 	called := false
@@ -789,18 +790,18 @@ func TestHairpin(t *testing.T) {
 	if !tab.OwnsIPv4(out.Dst) {
 		t.Fatal("pool4 address not owned")
 	}
-	t1, p1 := mustOut(t, tab, out, FlagSYN, 0)
-	d6, dp, r := tab.Inbound(&Flow4{Proto: tcp, Src: t1, SrcPort: p1, Dst: out.Dst, DstPort: out.DstPort}, FlagSYN, nil, 0)
+	t1, p1 := mustOut(t, tab, out, nat64.TCPSyn, 0)
+	d6, dp, r := tab.Inbound(&Flow4{Proto: tcp, Src: t1, SrcPort: p1, Dst: out.Dst, DstPort: out.DstPort}, nat64.TCPSyn, nil, 0)
 	if r != OK || d6 != srv.Addr().As16() || dp != 80 {
 		t.Fatalf("hairpin inbound: %x %d %v", d6, dp, r)
 	}
 	// The server's answer goes the same way back.
 	back := &Flow6{Proto: tcp, Src: d6, SrcPort: 80, Dst: t1, DstPort: p1}
-	a, p := mustOut(t, tab, back, FlagSYN|FlagACK, 0)
+	a, p := mustOut(t, tab, back, nat64.TCPSyn|nat64.TCPAck, 0)
 	if a != out.Dst || p != out.DstPort {
 		t.Fatalf("server answered from %v:%d", a, p)
 	}
-	d6, dp, r = tab.Inbound(&Flow4{Proto: tcp, Src: a, SrcPort: p, Dst: t1, DstPort: p1}, FlagSYN|FlagACK, nil, 0)
+	d6, dp, r = tab.Inbound(&Flow4{Proto: tcp, Src: a, SrcPort: p, Dst: t1, DstPort: p1}, nat64.TCPSyn|nat64.TCPAck, nil, 0)
 	if r != OK || d6 != out.Src || dp != out.SrcPort {
 		t.Fatalf("answer to the client: %x %d %v", d6, dp, r)
 	}

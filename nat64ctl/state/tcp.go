@@ -1,5 +1,7 @@
 package state
 
+import "github.com/nat64kit/nat64kit/internal/nat64"
+
 // TCPState is a state of the RFC 6146 §3.5.2 TCP state machine. CLOSED is
 // the absence of a session.
 type TCPState uint8
@@ -41,9 +43,9 @@ func (s TCPState) String() string {
 // A RST in a FIN state moves to TRANS as in ESTABLISHED (the connection is
 // gone; RFC 6146 leaves this case implicit, Jool does the same).
 func tcpStep(st TCPState, exp int64, from6 bool, flags uint8, now int64, p *params) (TCPState, int64) {
-	syn := flags&FlagSYN != 0 && flags&FlagRST == 0
-	fin := flags&FlagFIN != 0
-	rst := flags&FlagRST != 0
+	syn := flags&nat64.TCPSyn != 0 && flags&nat64.TCPRst == 0
+	fin := flags&nat64.TCPFin != 0
+	rst := flags&nat64.TCPRst != 0
 	switch st {
 	case V6Init:
 		if syn && !from6 {

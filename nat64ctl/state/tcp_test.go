@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
@@ -14,16 +15,16 @@ type tcpStep6 struct {
 }
 
 var (
-	v6SYN    = tcpStep6{true, FlagSYN}
-	v6SYNACK = tcpStep6{true, FlagSYN | FlagACK}
-	v6ACK    = tcpStep6{true, FlagACK}
-	v6FIN    = tcpStep6{true, FlagFIN | FlagACK}
-	v6RST    = tcpStep6{true, FlagRST}
-	v4SYN    = tcpStep6{false, FlagSYN}
-	v4SYNACK = tcpStep6{false, FlagSYN | FlagACK}
-	v4ACK    = tcpStep6{false, FlagACK}
-	v4FIN    = tcpStep6{false, FlagFIN | FlagACK}
-	v4RST    = tcpStep6{false, FlagRST | FlagACK}
+	v6SYN    = tcpStep6{true, nat64.TCPSyn}
+	v6SYNACK = tcpStep6{true, nat64.TCPSyn | nat64.TCPAck}
+	v6ACK    = tcpStep6{true, nat64.TCPAck}
+	v6FIN    = tcpStep6{true, nat64.TCPFin | nat64.TCPAck}
+	v6RST    = tcpStep6{true, nat64.TCPRst}
+	v4SYN    = tcpStep6{false, nat64.TCPSyn}
+	v4SYNACK = tcpStep6{false, nat64.TCPSyn | nat64.TCPAck}
+	v4ACK    = tcpStep6{false, nat64.TCPAck}
+	v4FIN    = tcpStep6{false, nat64.TCPFin | nat64.TCPAck}
+	v4RST    = tcpStep6{false, nat64.TCPRst | nat64.TCPAck}
 )
 
 func seq(parts ...[]tcpStep6) []tcpStep6 {
@@ -131,14 +132,14 @@ func TestTCPStateMachine(t *testing.T) {
 func TestTransitionToTransShortensLife(t *testing.T) {
 	tab := newTestTable(t, testInstance(nil), Options{})
 	f := flow6(tcp, hostA, 5000, server, 80)
-	a, p := mustOut(t, tab, f, FlagSYN, 0)
-	tab.Inbound(reply4(f, a, p), FlagSYN|FlagACK, nil, sec)
+	a, p := mustOut(t, tab, f, nat64.TCPSyn, 0)
+	tab.Inbound(reply4(f, a, p), nat64.TCPSyn|nat64.TCPAck, nil, sec)
 	now := sec
 	for ; now < 3600*sec; now += 10 * sec {
-		mustOut(t, tab, f, FlagACK, now)
+		mustOut(t, tab, f, nat64.TCPAck, now)
 		tab.Expire(now, nil)
 	}
-	mustOut(t, tab, f, FlagRST, now)
+	mustOut(t, tab, f, nat64.TCPRst, now)
 	trans := int64(nat64conf.DefaultTCPTransitoryTimeout)
 	for end := now + trans - sec; now < end; now += sec {
 		tab.Expire(now, nil)

@@ -1,6 +1,10 @@
 package state
 
-import "time"
+import (
+	"time"
+
+	"github.com/nat64kit/nat64kit/internal/nat64"
+)
 
 // The timer wheel: sessions hang in the slot of the second they are due to
 // be looked at. The packet path only moves a session's expiry forward (an
@@ -51,7 +55,7 @@ func (t *Table) start(now int64) {
 func (t *Table) wheelAdd(ref uint32, s *session, now int64) {
 	t.start(now)
 	due := wordExpiry(s.word.Load())
-	if s.proto == 6 {
+	if s.proto == nat64.TCP {
 		due = min(due, now+t.params.Load().tcpTrans)
 	}
 	w := &t.wheel

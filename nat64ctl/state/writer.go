@@ -3,6 +3,7 @@ package state
 import (
 	"net/netip"
 
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
@@ -21,13 +22,13 @@ func (t *Table) outboundLocked(f *Flow6, rport uint16, h uint64, flags uint8, no
 	pi := protoIndex(f.Proto)
 	st, exp := Closed, int64(0)
 	switch f.Proto {
-	case nat64conf.TCP:
+	case nat64.TCP:
 		// CLOSED state: only a SYN opens a session.
-		if flags&FlagSYN == 0 || flags&FlagRST != 0 {
+		if flags&nat64.TCPSyn == 0 || flags&nat64.TCPRst != 0 {
 			return [4]byte{}, 0, NotSYN
 		}
 		st, exp = V6Init, now+p.tcpTrans
-	case nat64conf.UDP:
+	case nat64.UDP:
 		exp = now + p.udp
 	default:
 		exp = now + p.icmp
@@ -47,10 +48,10 @@ func (t *Table) outboundLocked(f *Flow6, rport uint16, h uint64, flags uint8, no
 		bref = t.newBIB(f.Proto, f.Src, f.SrcPort, a, port, false)
 	}
 	be := t.bibAt(bref)
-	if f.Proto == nat64conf.TCP && t.held.n > 0 {
+	if f.Proto == nat64.TCP && t.held.n > 0 {
 		// Simultaneous open: the IPv4 SYN held for this connection is
 		// discarded, and as in V4 INIT a V6 SYN means ESTABLISHED.
-		if t.held.drop(Flow4{Proto: nat64conf.TCP, Src: f.Dst, SrcPort: f.DstPort, Dst: be.pool4, DstPort: be.pport}) {
+		if t.held.drop(Flow4{Proto: nat64.TCP, Src: f.Dst, SrcPort: f.DstPort, Dst: be.pool4, DstPort: be.pport}) {
 			st, exp = Established, now+p.tcpEst
 		}
 	}
@@ -77,8 +78,8 @@ func (t *Table) inboundLocked(f *Flow4, rport uint16, h uint64, flags uint8, pkt
 	}
 	st, exp := Closed, int64(0)
 	switch f.Proto {
-	case nat64conf.TCP:
-		if flags&FlagSYN == 0 || flags&FlagRST != 0 {
+	case nat64.TCP:
+		if flags&nat64.TCPSyn == 0 || flags&nat64.TCPRst != 0 {
 			if !haveBIB {
 				return [16]byte{}, 0, NoBinding
 			}
@@ -91,7 +92,7 @@ func (t *Table) inboundLocked(f *Flow4, rport uint16, h uint64, flags uint8, pkt
 			return [16]byte{}, 0, t.holdSYN(f, pkt, now)
 		}
 		st, exp = V4Init, now+p.tcpSyn
-	case nat64conf.UDP:
+	case nat64.UDP:
 		exp = now + p.udp
 	default:
 		exp = now + p.icmp
@@ -108,18 +109,18 @@ func (t *Table) inboundLocked(f *Flow4, rport uint16, h uint64, flags uint8, pkt
 	if int(t.srcs[be.src6].sessions) >= p.maxPerSource {
 		return [16]byte{}, 0, SourceLimit
 	}
-	if f.Proto == nat64conf.TCP && t.held.n > 0 {
+	if f.Proto == nat64.TCP && t.held.n > 0 {
 		// A SYN held earlier (say, before a Reconfigure to endpoint-
 		// independent filtering) is superseded by this session: no ICMP
 		// error for it later.
-		t.held.drop(Flow4{Proto: nat64conf.TCP, Src: f.Src, SrcPort: f.SrcPort, Dst: f.Dst, DstPort: f.DstPort})
+		t.held.drop(Flow4{Proto: nat64.TCP, Src: f.Src, SrcPort: f.SrcPort, Dst: f.Dst, DstPort: f.DstPort})
 	}
 	t.newSession(bref, be, f.Src, rport, st, exp, now)
 	return be.src6, be.sport, OK
 }
 
 func (t *Table) holdSYN(f *Flow4, pkt []byte, now int64) Result {
-	key := Flow4{Proto: nat64conf.TCP, Src: f.Src, SrcPort: f.SrcPort, Dst: f.Dst, DstPort: f.DstPort}
+	key := Flow4{Proto: nat64.TCP, Src: f.Src, SrcPort: f.SrcPort, Dst: f.Dst, DstPort: f.DstPort}
 	if t.held.has(key) {
 		return HeldSYN // a retransmission; the first copy stays
 	}
@@ -142,7 +143,7 @@ func (t *Table) bibTalksTo(be *bibEntry, z [4]byte) bool {
 	return false
 }
 
-func (t *Table) findBIB6(proto nat64conf.Protocol, src *[16]byte, port uint16) (uint32, bool) {
+func (t *Table) findBIB6(proto nat64.Transport, src *[16]byte, port uint16) (uint32, bool) {
 	h := uint32(t.hash.bib6(uint8(proto), src, port))
 	pos, ok := t.bib6.first(h)
 	for ok {
@@ -155,7 +156,7 @@ func (t *Table) findBIB6(proto nat64conf.Protocol, src *[16]byte, port uint16) (
 	return 0, false
 }
 
-func (t *Table) findBIB4(proto nat64conf.Protocol, a [4]byte, port uint16) (uint32, bool) {
+func (t *Table) findBIB4(proto nat64.Transport, a [4]byte, port uint16) (uint32, bool) {
 	h := uint32(t.hash.bib4(uint8(proto), a, port))
 	pos, ok := t.bib4.first(h)
 	for ok {
@@ -168,7 +169,7 @@ func (t *Table) findBIB4(proto nat64conf.Protocol, a [4]byte, port uint16) (uint
 	return 0, false
 }
 
-func (t *Table) newBIB(proto nat64conf.Protocol, src [16]byte, sport uint16, a [4]byte, pport uint16, static bool) uint32 {
+func (t *Table) newBIB(proto nat64.Transport, src [16]byte, sport uint16, a [4]byte, pport uint16, static bool) uint32 {
 	var ref uint32
 	if t.bibFree != nilRef {
 		ref = t.bibFree

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"syscall"
 
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64ctl/packet"
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/tun"
@@ -268,10 +269,9 @@ func split(hdr vnetHdr, pkt []byte, bufs [][]byte, sizes []int, offset int) (int
 // TCP sequence number and flags, and both checksums.
 func finishSegment(seg []byte, ipLen, hdrLen, i, mss int, last, v6, udp bool) {
 	l4 := seg[ipLen:]
-	proto := uint8(unix.IPPROTO_TCP)
-	sumAt := packet.TCPChecksumOffset
+	proto, sumAt := nat64.ProtoTCP, packet.TCPChecksumOffset
 	if udp {
-		proto, sumAt = unix.IPPROTO_UDP, packet.UDPChecksumOffset
+		proto, sumAt = nat64.ProtoUDP, packet.UDPChecksumOffset
 	}
 	var pseudo uint16
 	if v6 {

@@ -1,7 +1,7 @@
 package xlat
 
 import (
-	"github.com/nat64kit/nat64kit/nat64conf"
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64ctl/packet"
 	"github.com/nat64kit/nat64kit/nat64ctl/state"
 )
@@ -40,7 +40,7 @@ func (t *Translator) from4(buf []byte, off, n int, now int64, out *Output, hairp
 	if r := t.determineIncomingTuple4(&x, out); r != Translated {
 		return r
 	}
-	if x.in.Proto == packet.ProtoICMPv4 && packet.IsICMPv4Error(x.l4[0]) {
+	if x.in.Proto == nat64.ProtoICMPv4 && packet.IsICMPv4Error(x.l4[0]) {
 		if hairpin {
 			return UntranslatableICMP
 		}
@@ -94,14 +94,14 @@ func (t *Translator) determineIncomingTuple4(x *packet4to6, out *Output) DropRea
 		copy(x.frag.dst[:], x.dst4[:])
 	}
 	switch in.Proto {
-	case packet.ProtoTCP:
-		x.flow.Proto = nat64conf.TCP
+	case nat64.ProtoTCP:
+		x.flow.Proto = nat64.TCP
 		if in.HasL4Header() {
 			tc := packet.TCP(x.l4)
 			x.flow.SrcPort, x.flow.DstPort, x.tcpFlags = tc.SrcPort(), tc.DstPort(), tc.Flags()
 		}
-	case packet.ProtoUDP:
-		x.flow.Proto = nat64conf.UDP
+	case nat64.ProtoUDP:
+		x.flow.Proto = nat64.UDP
 		if in.HasL4Header() {
 			u := packet.UDP(x.l4)
 			if u.Checksum() == 0 {
@@ -115,7 +115,7 @@ func (t *Translator) determineIncomingTuple4(x *packet4to6, out *Output) DropRea
 			}
 			x.flow.SrcPort, x.flow.DstPort = u.SrcPort(), u.DstPort()
 		}
-	case packet.ProtoICMPv4:
+	case nat64.ProtoICMPv4:
 		if in.Fragmented {
 			return FragmentedICMP
 		}
@@ -126,7 +126,7 @@ func (t *Translator) determineIncomingTuple4(x *packet4to6, out *Output) DropRea
 		if ic.Type() != packet.ICMPv4EchoRequest && ic.Type() != packet.ICMPv4EchoReply || ic.Code() != 0 {
 			return UntranslatableICMP
 		}
-		x.flow.Proto = nat64conf.ICMP
+		x.flow.Proto = nat64.ICMP
 		x.flow.SrcPort, x.flow.DstPort = ic.Ident(), ic.Ident()
 	default:
 		return UnsupportedProto
@@ -187,18 +187,18 @@ func (t *Translator) checkSize4to6(x *packet4to6, out *Output) DropReason {
 // gets a full one, since IPv6 requires it (RFC 7915 §4.5).
 func translateUpperLayer4to6(x *packet4to6) {
 	switch x.in.Proto {
-	case packet.ProtoTCP:
+	case nat64.ProtoTCP:
 		tc := packet.TCP(x.l4)
 		ck := packet.UpdateChecksum(tc.Checksum(), addrSum4(&x.src4, &x.dst4), addrSum6(&x.src6, &x.dst6))
 		ck = packet.UpdateChecksum(ck, tc.DstPort(), x.port6)
 		tc.SetDstPort(x.port6)
 		tc.SetChecksum(ck)
-	case packet.ProtoUDP:
+	case nat64.ProtoUDP:
 		u := packet.UDP(x.l4)
 		u.SetDstPort(x.port6)
 		var ck uint16
 		if x.zeroUDP {
-			ck = ^packet.Checksum(x.l4, packet.PseudoHeaderSum6(&x.src6, &x.dst6, packet.ProtoUDP, uint32(len(x.l4))))
+			ck = ^packet.Checksum(x.l4, packet.PseudoHeaderSum6(&x.src6, &x.dst6, nat64.ProtoUDP, uint32(len(x.l4))))
 		} else {
 			ck = packet.UpdateChecksum(u.Checksum(), addrSum4(&x.src4, &x.dst4), addrSum6(&x.src6, &x.dst6))
 			ck = packet.UpdateChecksum(ck, x.flow.DstPort, x.port6)
@@ -207,15 +207,15 @@ func translateUpperLayer4to6(x *packet4to6) {
 			ck = 0xffff
 		}
 		u.SetChecksum(ck)
-	case packet.ProtoICMPv4:
+	case nat64.ProtoICMPv4:
 		echo4to6(x.l4, &x.src6, &x.dst6, x.port6, len(x.l4))
 	}
 }
 
 // nextHeader6 is the IPv6 next header for an IPv4 protocol.
-func nextHeader6(proto uint8) uint8 {
-	if proto == packet.ProtoICMPv4 {
-		return packet.ProtoICMPv6
+func nextHeader6(proto nat64.Proto) nat64.Proto {
+	if proto == nat64.ProtoICMPv4 {
+		return nat64.ProtoICMPv6
 	}
 	return proto
 }
@@ -242,7 +242,7 @@ func (t *Translator) translate4to6(x *packet4to6) (start, end int) {
 		packet.IPv6Fragment(o[packet.IPv6HeaderLen:]).Encode(&packet.IPv6FragmentFields{
 			NextHeader: f.NextHeader, Offset: in.FragOffset, More: in.MoreFrags, ID: uint32(h.ID()),
 		})
-		f.NextHeader = packet.ProtoFragment
+		f.NextHeader = nat64.ProtoFragment
 	}
 	o.Encode(&f)
 	return start, start + outLen
@@ -266,7 +266,7 @@ func (t *Translator) fragment6(x *packet4to6, out *Output) DropReason {
 	maxPay := (t.mtu6 - packet.IPv6HeaderLen - packet.FragmentLen) &^ 7
 	ip := packet.IPv6Fields{
 		TrafficClass: h.TOS(),
-		NextHeader:   packet.ProtoFragment,
+		NextHeader:   nat64.ProtoFragment,
 		HopLimit:     x.ttl,
 		Src:          &x.src6,
 		Dst:          &x.dst6,
@@ -300,7 +300,7 @@ func echo4to6(l4 []byte, src6, dst6 *[16]byte, id uint16, length int) {
 	if ic.Type() == packet.ICMPv4EchoReply {
 		newType = uint16(packet.ICMPv6EchoReply) << 8
 	}
-	ck := packet.UpdateChecksum(ic.Checksum(), 0, packet.PseudoHeaderSum6(src6, dst6, packet.ProtoICMPv6, uint32(length)))
+	ck := packet.UpdateChecksum(ic.Checksum(), 0, packet.PseudoHeaderSum6(src6, dst6, nat64.ProtoICMPv6, uint32(length)))
 	ck = packet.UpdateChecksum(ck, oldType, newType)
 	ck = packet.UpdateChecksum(ck, ic.Ident(), id)
 	ic.SetTypeCode(uint8(newType>>8), 0)

@@ -1,7 +1,7 @@
 package xlat
 
 import (
-	"github.com/nat64kit/nat64kit/nat64conf"
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64ctl/packet"
 	"github.com/nat64kit/nat64kit/nat64ctl/state"
 )
@@ -33,7 +33,7 @@ func (t *Translator) from6(buf []byte, off, n int, now int64, out *Output) DropR
 	if r := t.determineIncomingTuple6(&x, out); r != Translated {
 		return r
 	}
-	if x.in.Proto == packet.ProtoICMPv6 && packet.IsICMPv6Error(x.l4[0]) {
+	if x.in.Proto == nat64.ProtoICMPv6 && packet.IsICMPv6Error(x.l4[0]) {
 		return t.icmpError6to4(x.p[:x.in.Len], &x.in, x.z, now, out)
 	}
 	if r := t.filterAndUpdate6(&x, now, out); r != Translated {
@@ -76,14 +76,14 @@ func (t *Translator) determineIncomingTuple6(x *packet6to4, out *Output) DropRea
 		x.frag = fragKey{src: x.src6, dst: x.dst6, id: in.FragID, proto: in.Proto, v6: true}
 	}
 	switch in.Proto {
-	case packet.ProtoTCP:
-		x.flow.Proto = nat64conf.TCP
+	case nat64.ProtoTCP:
+		x.flow.Proto = nat64.TCP
 		if in.HasL4Header() {
 			tc := packet.TCP(x.l4)
 			x.flow.SrcPort, x.flow.DstPort, x.tcpFlags = tc.SrcPort(), tc.DstPort(), tc.Flags()
 		}
-	case packet.ProtoUDP:
-		x.flow.Proto = nat64conf.UDP
+	case nat64.ProtoUDP:
+		x.flow.Proto = nat64.UDP
 		if in.HasL4Header() {
 			u := packet.UDP(x.l4)
 			if u.Checksum() == 0 {
@@ -91,7 +91,7 @@ func (t *Translator) determineIncomingTuple6(x *packet6to4, out *Output) DropRea
 			}
 			x.flow.SrcPort, x.flow.DstPort = u.SrcPort(), u.DstPort()
 		}
-	case packet.ProtoICMPv6:
+	case nat64.ProtoICMPv6:
 		if in.Fragmented {
 			return FragmentedICMP
 		}
@@ -102,7 +102,7 @@ func (t *Translator) determineIncomingTuple6(x *packet6to4, out *Output) DropRea
 		if ic.Type() != packet.ICMPv6EchoRequest && ic.Type() != packet.ICMPv6EchoReply || ic.Code() != 0 {
 			return UntranslatableICMP
 		}
-		x.flow.Proto = nat64conf.ICMP
+		x.flow.Proto = nat64.ICMP
 		x.flow.SrcPort, x.flow.DstPort = ic.Ident(), ic.Ident()
 	default:
 		return UnsupportedProto
@@ -176,8 +176,8 @@ func (t *Translator) translate6to4(x *packet6to4) (start, end int) {
 	} else {
 		f.ID, f.DF = t.nextID(), outLen > dfThreshold
 	}
-	if in.Proto == packet.ProtoICMPv6 {
-		f.Protocol = packet.ProtoICMPv4
+	if in.Proto == nat64.ProtoICMPv6 {
+		f.Protocol = nat64.ProtoICMPv4
 	}
 	o := packet.IPv4(x.buf[start : start+outLen])
 	o.Encode(&f)
@@ -194,13 +194,13 @@ func (t *Translator) translateUpperLayer6to4(x *packet6to4, l4 []byte) {
 	addrOld := packet.Add(packet.Checksum(x.src6[:], 0), packet.Checksum(x.dst6[:], 0))
 	addrNew := packet.Add(packet.Checksum(x.src4[:], 0), packet.Checksum(x.z[:], 0))
 	switch x.in.Proto {
-	case packet.ProtoTCP:
+	case nat64.ProtoTCP:
 		tc := packet.TCP(l4)
 		ck := packet.UpdateChecksum(tc.Checksum(), addrOld, addrNew)
 		ck = packet.UpdateChecksum(ck, tc.SrcPort(), x.port4)
 		tc.SetSrcPort(x.port4)
 		tc.SetChecksum(ck)
-	case packet.ProtoUDP:
+	case nat64.ProtoUDP:
 		u := packet.UDP(l4)
 		ck := packet.UpdateChecksum(u.Checksum(), addrOld, addrNew)
 		ck = packet.UpdateChecksum(ck, u.SrcPort(), x.port4)
@@ -209,7 +209,7 @@ func (t *Translator) translateUpperLayer6to4(x *packet6to4, l4 []byte) {
 		}
 		u.SetSrcPort(x.port4)
 		u.SetChecksum(ck)
-	case packet.ProtoICMPv6:
+	case nat64.ProtoICMPv6:
 		echo6to4(l4, &x.src6, &x.dst6, x.port4, len(l4))
 	}
 }
@@ -240,7 +240,7 @@ func echo6to4(l4 []byte, src6, dst6 *[16]byte, id uint16, length int) {
 	if ic.Type() == packet.ICMPv6EchoReply {
 		newType = uint16(packet.ICMPv4EchoReply) << 8
 	}
-	ck := packet.UpdateChecksum(ic.Checksum(), packet.PseudoHeaderSum6(src6, dst6, packet.ProtoICMPv6, uint32(length)), 0)
+	ck := packet.UpdateChecksum(ic.Checksum(), packet.PseudoHeaderSum6(src6, dst6, nat64.ProtoICMPv6, uint32(length)), 0)
 	ck = packet.UpdateChecksum(ck, oldType, newType)
 	ck = packet.UpdateChecksum(ck, ic.Ident(), id)
 	ic.SetTypeCode(uint8(newType>>8), 0)

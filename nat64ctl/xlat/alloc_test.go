@@ -5,15 +5,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nat64kit/nat64kit/nat64ctl/packet"
+	"github.com/nat64kit/nat64kit/internal/nat64"
 )
 
 // hotPackets are the steady-state packets of an established TCP connection
 // and a UDP flow, both directions, on a warm session table.
 func hotPackets(t testing.TB) (*Translator, map[string][]byte) {
 	tr := newTestTranslator(t, nil)
-	ack6 := fillChecksum(ipv6(hostX, serverZ6, 64, packet.ProtoTCP, tcpSeg(portX, portZ, packet.TCPAck, pattern(64)), 0, nil))
-	ack4 := fillChecksum(ipv4(serverZ, pool4, 50, packet.ProtoTCP, 9, true, tcpSeg(portZ, portT, packet.TCPAck, pattern(64))))
+	ack6 := fillChecksum(ipv6(hostX, serverZ6, 64, nat64.ProtoTCP, tcpSeg(portX, portZ, nat64.TCPAck, pattern(64)), 0, nil))
+	ack4 := fillChecksum(ipv4(serverZ, pool4, 50, nat64.ProtoTCP, 9, true, tcpSeg(portZ, portT, nat64.TCPAck, pattern(64))))
 	for _, p := range [][]byte{syn6(), synAck4(), ack6, udp6(16)} {
 		if r, _ := run(tr, p, now0); r != Translated {
 			t.Fatalf("warming: %v", r)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"testing"
 
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64conf"
 	"github.com/nat64kit/nat64kit/nat64ctl/packet"
 )
@@ -14,53 +15,53 @@ const now0 = int64(1e12)
 // --- canonical input packets ---
 
 func syn6() []byte {
-	return fillChecksum(ipv6(hostX, serverZ6, 64, packet.ProtoTCP, tcpSeg(portX, portZ, packet.TCPSyn, nil), 0, nil))
+	return fillChecksum(ipv6(hostX, serverZ6, 64, nat64.ProtoTCP, tcpSeg(portX, portZ, nat64.TCPSyn, nil), 0, nil))
 }
 
 func synAck4() []byte {
-	return fillChecksum(ipv4(serverZ, pool4, 50, packet.ProtoTCP, 0x4242, true, tcpSeg(portZ, portT, packet.TCPSyn|packet.TCPAck, nil)))
+	return fillChecksum(ipv4(serverZ, pool4, 50, nat64.ProtoTCP, 0x4242, true, tcpSeg(portZ, portT, nat64.TCPSyn|nat64.TCPAck, nil)))
 }
 
 func udp6(n int) []byte {
-	return fillChecksum(ipv6(hostX, serverZ6, 64, packet.ProtoUDP, udpDgram(portXudp, portZudp, pattern(n)), 0, nil))
+	return fillChecksum(ipv6(hostX, serverZ6, 64, nat64.ProtoUDP, udpDgram(portXudp, portZudp, pattern(n)), 0, nil))
 }
 
 func udp4(n int, df bool) []byte {
-	return fillChecksum(ipv4(serverZ, pool4, 50, packet.ProtoUDP, 0x4343, df, udpDgram(portZudp, portTudp, pattern(n))))
+	return fillChecksum(ipv4(serverZ, pool4, 50, nat64.ProtoUDP, 0x4343, df, udpDgram(portZudp, portTudp, pattern(n))))
 }
 
 func echo6(typ uint8) []byte {
-	return fillChecksum(ipv6(hostX, serverZ6, 64, packet.ProtoICMPv6, echo(typ, identX, 7, pattern(24)), 0, nil))
+	return fillChecksum(ipv6(hostX, serverZ6, 64, nat64.ProtoICMPv6, echo(typ, identX, 7, pattern(24)), 0, nil))
 }
 
 func echo4(typ uint8) []byte {
-	return fillChecksum(ipv4(serverZ, pool4, 50, packet.ProtoICMPv4, 0x4444, false, echo(typ, identT, 7, pattern(24))))
+	return fillChecksum(ipv4(serverZ, pool4, 50, nat64.ProtoICMPv4, 0x4444, false, echo(typ, identT, 7, pattern(24))))
 }
 
 // emittedSyn4 is the IPv4 packet the translator sent for syn6 (what an IPv4
 // router quotes back).
 func emittedSyn4() []byte {
-	return fillChecksum(ipv4(pool4, serverZ, 63, packet.ProtoTCP, 0x1001, false, tcpSeg(portT, portZ, packet.TCPSyn, nil)))
+	return fillChecksum(ipv4(pool4, serverZ, 63, nat64.ProtoTCP, 0x1001, false, tcpSeg(portT, portZ, nat64.TCPSyn, nil)))
 }
 
 // emittedUDP6 is the IPv6 packet the translator sent for udp4 (what an
 // IPv6 node quotes back).
 func emittedUDP6() []byte {
-	return fillChecksum(ipv6(serverZ6, hostX, 49, packet.ProtoUDP, udpDgram(portZudp, portXudp, pattern(16)), 0, nil))
+	return fillChecksum(ipv6(serverZ6, hostX, 49, nat64.ProtoUDP, udpDgram(portZudp, portXudp, pattern(16)), 0, nil))
 }
 
 func icmp4Err(typ, code uint8, rest uint32, quoted []byte) []byte {
-	return fillChecksum(ipv4(router4, pool4, 60, packet.ProtoICMPv4, 0x5555, false, icmpMsg(typ, code, rest, quoted)))
+	return fillChecksum(ipv4(router4, pool4, 60, nat64.ProtoICMPv4, 0x5555, false, icmpMsg(typ, code, rest, quoted)))
 }
 
 func icmp6Err(typ, code uint8, rest uint32, quoted []byte) []byte {
-	return fillChecksum(ipv6(router6, serverZ6, 64, packet.ProtoICMPv6, icmpMsg(typ, code, rest, quoted), 0, nil))
+	return fillChecksum(ipv6(router6, serverZ6, 64, nat64.ProtoICMPv6, icmpMsg(typ, code, rest, quoted), 0, nil))
 }
 
-func frag6(src, dst [16]byte, nh uint8, off int, more bool, id uint32, data []byte) []byte {
+func frag6(src, dst [16]byte, nh nat64.Proto, off int, more bool, id uint32, data []byte) []byte {
 	fh := make([]byte, 8)
 	packet.IPv6Fragment(fh).Encode(&packet.IPv6FragmentFields{NextHeader: nh, Offset: off, More: more, ID: id})
-	return ipv6(src, dst, 64, nh, data, packet.ProtoFragment, fh)
+	return ipv6(src, dst, 64, nh, data, nat64.ProtoFragment, fh)
 }
 
 // udpDatagram6 returns the whole UDP datagram (with a correct IPv6
@@ -92,9 +93,9 @@ func primeEcho(t *testing.T, tr *Translator) {
 
 // Expected headers of the common outputs.
 var (
-	wantSyn4 = want4{src: pool4, dst: serverZ, ttl: 63, proto: packet.ProtoTCP, tos: 0xb8, totalLen: 40, sport: portT, dport: portZ}
-	wantUDP4 = want4{src: pool4, dst: serverZ, ttl: 63, proto: packet.ProtoUDP, tos: 0xb8, sport: portTudp, dport: portZudp}
-	wantUDP6 = want6{src: serverZ6, dst: hostX, hop: 49, nh: packet.ProtoUDP, tc: 0xb8, sport: portZudp, dport: portXudp}
+	wantSyn4 = want4{src: pool4, dst: serverZ, ttl: 63, proto: nat64.ProtoTCP, tos: 0xb8, totalLen: 40, sport: portT, dport: portZ}
+	wantUDP4 = want4{src: pool4, dst: serverZ, ttl: 63, proto: nat64.ProtoUDP, tos: 0xb8, sport: portTudp, dport: portZudp}
+	wantUDP6 = want6{src: serverZ6, dst: hostX, hop: 49, nh: nat64.ProtoUDP, tc: 0xb8, sport: portZudp, dport: portXudp}
 )
 
 // err4to6 is a golden case for an ICMPv4 error about the translated SYN.
@@ -107,9 +108,9 @@ func err4to6(name string, typ, code uint8, rest uint32, wtyp, wcode uint8, wrest
 		verify: func(t *testing.T, r DropReason, out [][]byte) {
 			wantVerdict(t, r, Translated, out, 1)
 			o := out[0]
-			assert6(t, "outer", o, want6{src: prefix.Embed(router4), dst: hostX, hop: 59, tc: 0xb8, nh: packet.ProtoICMPv6, payloadLen: 8 + 40 + 20, sport: -1, dport: -1})
+			assert6(t, "outer", o, want6{src: prefix.Embed(router4), dst: hostX, hop: 59, tc: 0xb8, nh: nat64.ProtoICMPv6, payloadLen: 8 + 40 + 20, sport: -1, dport: -1})
 			assertICMP(t, "icmpv6", o[40:], wtyp, wcode, wrest)
-			assert6(t, "inner", o[48:], want6{src: hostX, dst: serverZ6, hop: 63, nh: packet.ProtoTCP, tc: 0xb8, payloadLen: 20, sport: portX, dport: portZ})
+			assert6(t, "inner", o[48:], want6{src: hostX, dst: serverZ6, hop: 63, nh: nat64.ProtoTCP, tc: 0xb8, payloadLen: 20, sport: portX, dport: portZ})
 			if ok, _ := l4ChecksumOK(o[48:]); !ok {
 				t.Errorf("inner TCP checksum not valid after translation")
 			}
@@ -129,9 +130,9 @@ func err6to4(name string, typ, code uint8, rest uint32, wtyp, wcode uint8, wrest
 		verify: func(t *testing.T, r DropReason, out [][]byte) {
 			wantVerdict(t, r, Translated, out, 1)
 			o := out[0]
-			assert4(t, "outer", o, want4{src: pool4, dst: serverZ, ttl: 63, proto: packet.ProtoICMPv4, tos: 0xb8, totalLen: 20 + 8 + 20 + 24, sport: -1, dport: -1})
+			assert4(t, "outer", o, want4{src: pool4, dst: serverZ, ttl: 63, proto: nat64.ProtoICMPv4, tos: 0xb8, totalLen: 20 + 8 + 20 + 24, sport: -1, dport: -1})
 			assertICMP(t, "icmpv4", o[20:], wtyp, wcode, wrest)
-			assert4(t, "inner", o[28:], want4{src: serverZ, dst: pool4, ttl: 49, proto: packet.ProtoUDP, tos: 0xb8, totalLen: 44, sport: portZudp, dport: portTudp})
+			assert4(t, "inner", o[28:], want4{src: serverZ, dst: pool4, ttl: 49, proto: nat64.ProtoUDP, tos: 0xb8, totalLen: 44, sport: portZudp, dport: portTudp})
 			if ok, _ := l4ChecksumOK(o[28:]); !ok {
 				t.Errorf("inner UDP checksum not valid after translation")
 			}
@@ -160,7 +161,7 @@ var goldenCases = []goldenCase{
 		setup: primeSyn, input: synAck4,
 		verify: func(t *testing.T, r DropReason, out [][]byte) {
 			wantVerdict(t, r, Translated, out, 1)
-			assert6(t, "ipv6", out[0], want6{src: serverZ6, dst: hostX, hop: 49, nh: packet.ProtoTCP, tc: 0xb8, payloadLen: 20, sport: portZ, dport: portX})
+			assert6(t, "ipv6", out[0], want6{src: serverZ6, dst: hostX, hop: 49, nh: nat64.ProtoTCP, tc: 0xb8, payloadLen: 20, sport: portZ, dport: portX})
 		},
 	},
 	{
@@ -213,7 +214,7 @@ var goldenCases = []goldenCase{
 		primeUDP, func() []byte {
 			d := udpDatagram4(40)
 			d[6], d[7] = 0, 0
-			p := ipv4(serverZ, pool4, 50, packet.ProtoUDP, 0x4601, false, d[:24])
+			p := ipv4(serverZ, pool4, 50, nat64.ProtoUDP, 0x4601, false, d[:24])
 			setFrag4(p, 0, true)
 			return p
 		}, FragmentedZeroChecksumUDP),
@@ -225,7 +226,7 @@ var goldenCases = []goldenCase{
 		input: func() []byte { return echo6(packet.ICMPv6EchoRequest) }, masks: maskID4,
 		verify: func(t *testing.T, r DropReason, out [][]byte) {
 			wantVerdict(t, r, Translated, out, 1)
-			assert4(t, "ipv4", out[0], want4{src: pool4, dst: serverZ, ttl: 63, proto: packet.ProtoICMPv4, tos: 0xb8, totalLen: 20 + 32, sport: -1, dport: -1})
+			assert4(t, "ipv4", out[0], want4{src: pool4, dst: serverZ, ttl: 63, proto: nat64.ProtoICMPv4, tos: 0xb8, totalLen: 20 + 32, sport: -1, dport: -1})
 			assertICMP(t, "icmpv4", out[0][20:], 8, 0, identT<<16|7)
 		},
 	},
@@ -235,7 +236,7 @@ var goldenCases = []goldenCase{
 		setup: primeEcho, input: func() []byte { return echo4(packet.ICMPv4EchoReply) },
 		verify: func(t *testing.T, r DropReason, out [][]byte) {
 			wantVerdict(t, r, Translated, out, 1)
-			assert6(t, "ipv6", out[0], want6{src: serverZ6, dst: hostX, hop: 49, nh: packet.ProtoICMPv6, tc: 0xb8, payloadLen: 32, sport: -1, dport: -1})
+			assert6(t, "ipv6", out[0], want6{src: serverZ6, dst: hostX, hop: 49, nh: nat64.ProtoICMPv6, tc: 0xb8, payloadLen: 32, sport: -1, dport: -1})
 			assertICMP(t, "icmpv6", out[0][40:], 129, 0, identX<<16|7)
 		},
 	},
@@ -259,7 +260,7 @@ var goldenCases = []goldenCase{
 	},
 	dropCase("nd_neighbor_solicitation_6to4", "Neighbour discovery (135) is never translated.",
 		nil, func() []byte {
-			return fillChecksum(ipv6(hostX, serverZ6, 255, packet.ProtoICMPv6, icmpMsg(135, 0, 0, make([]byte, 16)), 0, nil))
+			return fillChecksum(ipv6(hostX, serverZ6, 255, nat64.ProtoICMPv6, icmpMsg(135, 0, 0, make([]byte, 16)), 0, nil))
 		}, UntranslatableICMP),
 
 	// ICMPv4 errors -> ICMPv6 (RFC 7915 §4.2).
@@ -298,7 +299,7 @@ var goldenCases = []goldenCase{
 		verify: func(t *testing.T, r DropReason, out [][]byte) {
 			wantVerdict(t, r, Translated, out, 1)
 			assertICMP(t, "icmpv6", out[0][40:], 2, 0, 1512)
-			assert6(t, "inner", out[0][48:], want6{src: hostX, dst: serverZ6, hop: 63, tc: 0xb8, nh: packet.ProtoTCP, payloadLen: 1480, sport: portX, dport: portZ})
+			assert6(t, "inner", out[0][48:], want6{src: hostX, dst: serverZ6, hop: 63, tc: 0xb8, nh: nat64.ProtoTCP, payloadLen: 1480, sport: portX, dport: portZ})
 			if len(out[0]) != 48+40+8 {
 				t.Errorf("length %d, want 96 (truncated quote kept truncated)", len(out[0]))
 			}
@@ -326,17 +327,17 @@ var goldenCases = []goldenCase{
 			if len(o) != 48+128+12 || !bytes.Equal(o[48+128:48+128+12], []byte{0x20, 0, o[48+130], o[48+131], 0, 8, 1, 1, 0xde, 0xad, 0xbe, 0xef}) {
 				t.Fatalf("extension not found after the padded original datagram: %x", o)
 			}
-			assert6(t, "inner", o[48:], want6{src: hostX, dst: serverZ6, hop: 63, tc: 0xb8, nh: packet.ProtoTCP, payloadLen: 20, sport: portX, dport: portZ})
+			assert6(t, "inner", o[48:], want6{src: hostX, dst: serverZ6, hop: 63, tc: 0xb8, nh: nat64.ProtoTCP, payloadLen: 20, sport: portX, dport: portZ})
 		},
 	},
 	dropCase("icmp4_error_in_error_4to6", "An ICMPv4 error quoting an ICMPv4 error is never translated.",
 		primeSyn, func() []byte {
-			inner := fillChecksum(ipv4(pool4, serverZ, 63, packet.ProtoICMPv4, 1, false, icmpMsg(3, 3, 0, emittedSyn4()[:28])))
+			inner := fillChecksum(ipv4(pool4, serverZ, 63, nat64.ProtoICMPv4, 1, false, icmpMsg(3, 3, 0, emittedSyn4()[:28])))
 			return icmp4Err(3, 1, 0, inner)
 		}, ICMPErrorInError),
 	dropCase("icmp4_error_no_session_4to6", "An ICMPv4 error about a flow with no state is dropped.",
 		nil, func() []byte {
-			q := fillChecksum(ipv4(pool4, serverZ, 63, packet.ProtoTCP, 1, false, tcpSeg(portT+7, portZ, packet.TCPSyn, nil)))
+			q := fillChecksum(ipv4(pool4, serverZ, 63, nat64.ProtoTCP, 1, false, tcpSeg(portT+7, portZ, nat64.TCPSyn, nil)))
 			return icmp4Err(3, 1, 0, q)
 		}, NoBinding),
 
@@ -353,7 +354,7 @@ var goldenCases = []goldenCase{
 		primeUDP, func() []byte { return icmp6Err(4, 2, 40, emittedUDP6()) }, UntranslatableICMP),
 	dropCase("icmp6_error_in_error_6to4", "An ICMPv6 error quoting an ICMPv6 error is never translated.",
 		primeUDP, func() []byte {
-			inner := fillChecksum(ipv6(serverZ6, hostX, 49, packet.ProtoICMPv6, icmpMsg(1, 4, 0, emittedUDP6()[:48]), 0, nil))
+			inner := fillChecksum(ipv6(serverZ6, hostX, 49, nat64.ProtoICMPv6, icmpMsg(1, 4, 0, emittedUDP6()[:48]), 0, nil))
 			return icmp6Err(1, 0, 0, inner)
 		}, ICMPErrorInError),
 	dropCase("icmp6_error_bad_checksum_6to4", "An ICMPv6 error with a wrong checksum would be recomputed, so it is dropped instead.",
@@ -364,14 +365,14 @@ var goldenCases = []goldenCase{
 		why:   "Host Unreachable quoting the translated echo request (id 6000): the inner echo goes back to ICMPv6 128 with id 0x1234 and a valid inner checksum.",
 		setup: primeEcho,
 		input: func() []byte {
-			q := fillChecksum(ipv4(pool4, serverZ, 63, packet.ProtoICMPv4, 0x1001, false, echo(packet.ICMPv4EchoRequest, identT, 7, pattern(24))))
+			q := fillChecksum(ipv4(pool4, serverZ, 63, nat64.ProtoICMPv4, 0x1001, false, echo(packet.ICMPv4EchoRequest, identT, 7, pattern(24))))
 			return icmp4Err(3, 1, 0, q)
 		},
 		verify: func(t *testing.T, r DropReason, out [][]byte) {
 			wantVerdict(t, r, Translated, out, 1)
 			o := out[0]
 			assertICMP(t, "icmpv6", o[40:], 1, 0, 0)
-			assert6(t, "inner", o[48:], want6{src: hostX, dst: serverZ6, hop: 63, tc: 0xb8, nh: packet.ProtoICMPv6, payloadLen: 32, sport: -1, dport: -1})
+			assert6(t, "inner", o[48:], want6{src: hostX, dst: serverZ6, hop: 63, tc: 0xb8, nh: nat64.ProtoICMPv6, payloadLen: 32, sport: -1, dport: -1})
 			assertICMP(t, "inner echo", o[88:], 128, 0, identX<<16|7)
 			if ok, _ := l4ChecksumOK(o[48:]); !ok {
 				t.Errorf("inner ICMPv6 checksum not valid after translation")
@@ -383,16 +384,16 @@ var goldenCases = []goldenCase{
 		why:   "Time Exceeded quoting a 1200-byte packet: the ICMPv4 result is cut at 576 bytes (RFC 1812), the inner total length still says 1180.",
 		setup: primeUDP,
 		input: func() []byte {
-			q := fillChecksum(ipv6(serverZ6, hostX, 49, packet.ProtoUDP, udpDgram(portZudp, portXudp, pattern(1200-48)), 0, nil))
+			q := fillChecksum(ipv6(serverZ6, hostX, 49, nat64.ProtoUDP, udpDgram(portZudp, portXudp, pattern(1200-48)), 0, nil))
 			return icmp6Err(3, 0, 0, q)
 		},
 		masks: maskID4,
 		verify: func(t *testing.T, r DropReason, out [][]byte) {
 			wantVerdict(t, r, Translated, out, 1)
 			o := out[0]
-			assert4(t, "outer", o, want4{src: pool4, dst: serverZ, ttl: 63, proto: packet.ProtoICMPv4, tos: 0xb8, totalLen: 576, sport: -1, dport: -1})
+			assert4(t, "outer", o, want4{src: pool4, dst: serverZ, ttl: 63, proto: nat64.ProtoICMPv4, tos: 0xb8, totalLen: 576, sport: -1, dport: -1})
 			assertICMP(t, "icmpv4", o[20:], 11, 0, 0)
-			assert4(t, "inner", o[28:], want4{src: serverZ, dst: pool4, ttl: 49, proto: packet.ProtoUDP, tos: 0xb8, totalLen: 1180, sport: portZudp, dport: portTudp})
+			assert4(t, "inner", o[28:], want4{src: serverZ, dst: pool4, ttl: 49, proto: nat64.ProtoUDP, tos: 0xb8, totalLen: 1180, sport: portZudp, dport: portTudp})
 		},
 	},
 	{
@@ -417,7 +418,7 @@ var goldenCases = []goldenCase{
 			if len(o) != 28+128+12 || !bytes.Equal(o[28+128+4:], []byte{0, 8, 1, 1, 0xca, 0xfe, 0xba, 0xbe}) {
 				t.Fatalf("extension not found after the padded original datagram: %x", o)
 			}
-			assert4(t, "inner", o[28:], want4{src: serverZ, dst: pool4, ttl: 49, proto: packet.ProtoUDP, tos: 0xb8, totalLen: 44, sport: portZudp, dport: portTudp})
+			assert4(t, "inner", o[28:], want4{src: serverZ, dst: pool4, ttl: 49, proto: nat64.ProtoUDP, tos: 0xb8, totalLen: 44, sport: portZudp, dport: portTudp})
 		},
 	},
 	// Hop limit / TTL.
@@ -427,7 +428,7 @@ var goldenCases = []goldenCase{
 		input: func() []byte { p := udp6(16); p[7] = 1; return p },
 		verify: func(t *testing.T, r DropReason, out [][]byte) {
 			wantVerdict(t, r, TTLExpired, out, 1)
-			assert6(t, "icmpv6", out[0], want6{src: serverZ6, dst: hostX, hop: 64, nh: packet.ProtoICMPv6, payloadLen: 8 + 64, sport: -1, dport: -1})
+			assert6(t, "icmpv6", out[0], want6{src: serverZ6, dst: hostX, hop: 64, nh: nat64.ProtoICMPv6, payloadLen: 8 + 64, sport: -1, dport: -1})
 			assertICMP(t, "icmpv6", out[0][40:], 3, 0, 0)
 		},
 	},
@@ -438,7 +439,7 @@ var goldenCases = []goldenCase{
 		masks: maskID4,
 		verify: func(t *testing.T, r DropReason, out [][]byte) {
 			wantVerdict(t, r, TTLExpired, out, 1)
-			assert4(t, "icmpv4", out[0], want4{src: pool4, dst: serverZ, ttl: 64, proto: packet.ProtoICMPv4, totalLen: 28 + 44, sport: -1, dport: -1})
+			assert4(t, "icmpv4", out[0], want4{src: pool4, dst: serverZ, ttl: 64, proto: nat64.ProtoICMPv4, totalLen: 28 + 44, sport: -1, dport: -1})
 			assertICMP(t, "icmpv4", out[0][20:], 11, 0, 0)
 		},
 	},
@@ -446,12 +447,12 @@ var goldenCases = []goldenCase{
 		name: "routing_header_6to4",
 		why:  "Routing header with Segments Left 1: ICMPv6 Parameter Problem 4/0 pointing at Segments Left (offset 43).",
 		input: func() []byte {
-			rh := []byte{packet.ProtoUDP, 0, 253, 1, 0, 0, 0, 0}
-			return fillChecksum(ipv6(hostX, serverZ6, 64, packet.ProtoUDP, udpDgram(portXudp, portZudp, pattern(8)), packet.ProtoRouting, rh))
+			rh := []byte{byte(nat64.ProtoUDP), 0, 253, 1, 0, 0, 0, 0}
+			return fillChecksum(ipv6(hostX, serverZ6, 64, nat64.ProtoUDP, udpDgram(portXudp, portZudp, pattern(8)), nat64.ProtoRouting, rh))
 		},
 		verify: func(t *testing.T, r DropReason, out [][]byte) {
 			wantVerdict(t, r, SegmentsLeft, out, 1)
-			assert6(t, "icmpv6", out[0], want6{src: serverZ6, dst: hostX, hop: 64, nh: packet.ProtoICMPv6, sport: -1, dport: -1})
+			assert6(t, "icmpv6", out[0], want6{src: serverZ6, dst: hostX, hop: 64, nh: nat64.ProtoICMPv6, sport: -1, dport: -1})
 			assertICMP(t, "icmpv6", out[0][40:], 4, 0, 43)
 		},
 	},
@@ -461,7 +462,7 @@ var goldenCases = []goldenCase{
 		name: "fragment_first_6to4",
 		why:  "First IPv6 fragment (M=1, id 0xabcd1234): IPv4 id 0x1234, MF set, DF clear, ports translated.",
 		input: func() []byte {
-			return frag6(hostX, serverZ6, packet.ProtoUDP, 0, true, 0xabcd1234, udpDatagram6(40)[:32])
+			return frag6(hostX, serverZ6, nat64.ProtoUDP, 0, true, 0xabcd1234, udpDatagram6(40)[:32])
 		},
 		verify: func(t *testing.T, r DropReason, out [][]byte) {
 			wantVerdict(t, r, Translated, out, 1)
@@ -477,27 +478,27 @@ var goldenCases = []goldenCase{
 		name: "fragment_later_6to4",
 		why:  "Later IPv6 fragment (offset 32, M=0) follows the first fragment's translation through the fragment table.",
 		setup: func(t *testing.T, tr *Translator) {
-			prime(t, tr, frag6(hostX, serverZ6, packet.ProtoUDP, 0, true, 0xabcd1234, udpDatagram6(40)[:32]))
+			prime(t, tr, frag6(hostX, serverZ6, nat64.ProtoUDP, 0, true, 0xabcd1234, udpDatagram6(40)[:32]))
 		},
 		input: func() []byte {
-			return frag6(hostX, serverZ6, packet.ProtoUDP, 32, false, 0xabcd1234, udpDatagram6(40)[32:])
+			return frag6(hostX, serverZ6, nat64.ProtoUDP, 32, false, 0xabcd1234, udpDatagram6(40)[32:])
 		},
 		verify: func(t *testing.T, r DropReason, out [][]byte) {
 			wantVerdict(t, r, Translated, out, 1)
-			assert4(t, "ipv4", out[0], want4{src: pool4, dst: serverZ, ttl: 63, proto: packet.ProtoUDP, tos: 0xb8, fragOff: 32, totalLen: 36, sport: -1, dport: -1})
+			assert4(t, "ipv4", out[0], want4{src: pool4, dst: serverZ, ttl: 63, proto: nat64.ProtoUDP, tos: 0xb8, fragOff: 32, totalLen: 36, sport: -1, dport: -1})
 			if !bytes.Equal(out[0][20:], udpDatagram6(40)[32:]) {
 				t.Errorf("later fragment payload changed")
 			}
 		},
 	},
 	dropCase("fragment_no_state_6to4", "A later fragment whose first fragment was never seen is dropped (no reassembly).",
-		nil, func() []byte { return frag6(hostX, serverZ6, packet.ProtoUDP, 32, false, 0x777, pattern(16)) }, FragmentNoState),
+		nil, func() []byte { return frag6(hostX, serverZ6, nat64.ProtoUDP, 32, false, 0x777, pattern(16)) }, FragmentNoState),
 	{
 		name:  "fragment_first_4to6",
 		why:   "First IPv4 fragment (MF, id 0x4601) becomes IPv6 with a Fragment header (id 0x4601, M=1, offset 0), port translated.",
 		setup: primeUDP,
 		input: func() []byte {
-			p := ipv4(serverZ, pool4, 50, packet.ProtoUDP, 0x4601, false, udpDatagram4(40)[:32])
+			p := ipv4(serverZ, pool4, 50, nat64.ProtoUDP, 0x4601, false, udpDatagram4(40)[:32])
 			setFrag4(p, 0, true)
 			return p
 		},
@@ -513,29 +514,29 @@ var goldenCases = []goldenCase{
 		why:  "Later IPv4 fragment (offset 32) reaches X through the fragment table; Fragment header offset 32, M=0.",
 		setup: func(t *testing.T, tr *Translator) {
 			primeUDP(t, tr)
-			p := ipv4(serverZ, pool4, 50, packet.ProtoUDP, 0x4601, false, udpDatagram4(40)[:32])
+			p := ipv4(serverZ, pool4, 50, nat64.ProtoUDP, 0x4601, false, udpDatagram4(40)[:32])
 			setFrag4(p, 0, true)
 			prime(t, tr, p)
 		},
 		input: func() []byte {
-			p := ipv4(serverZ, pool4, 50, packet.ProtoUDP, 0x4601, false, udpDatagram4(40)[32:])
+			p := ipv4(serverZ, pool4, 50, nat64.ProtoUDP, 0x4601, false, udpDatagram4(40)[32:])
 			setFrag4(p, 32, false)
 			return p
 		},
 		verify: func(t *testing.T, r DropReason, out [][]byte) {
 			wantVerdict(t, r, Translated, out, 1)
-			assert6(t, "ipv6", out[0], want6{src: serverZ6, dst: hostX, hop: 49, nh: packet.ProtoUDP, tc: 0xb8, frag: true, fragOff: 32, fragID: 0x4601, payloadLen: 8 + 16, sport: -1, dport: -1})
+			assert6(t, "ipv6", out[0], want6{src: serverZ6, dst: hostX, hop: 49, nh: nat64.ProtoUDP, tc: 0xb8, frag: true, fragOff: 32, fragID: 0x4601, payloadLen: 8 + 16, sport: -1, dport: -1})
 		},
 	},
 	dropCase("fragment_no_state_4to6", "A later IPv4 fragment without a first fragment is dropped.",
 		primeUDP, func() []byte {
-			p := ipv4(serverZ, pool4, 50, packet.ProtoUDP, 0x4999, false, pattern(16))
+			p := ipv4(serverZ, pool4, 50, nat64.ProtoUDP, 0x4999, false, pattern(16))
 			setFrag4(p, 32, false)
 			return p
 		}, FragmentNoState),
 	dropCase("fragmented_echo_6to4", "A fragmented ICMPv6 echo needs reassembly (checksum over the whole datagram): dropped.",
 		nil, func() []byte {
-			return frag6(hostX, serverZ6, packet.ProtoICMPv6, 0, true, 5, echo(128, identX, 1, pattern(24)))
+			return frag6(hostX, serverZ6, nat64.ProtoICMPv6, 0, true, 5, echo(128, identX, 1, pattern(24)))
 		}, FragmentedICMP),
 
 	// MTU.
@@ -546,7 +547,7 @@ var goldenCases = []goldenCase{
 		masks: maskID4,
 		verify: func(t *testing.T, r DropReason, out [][]byte) {
 			wantVerdict(t, r, FragNeededSent, out, 1)
-			assert4(t, "icmpv4", out[0], want4{src: pool4, dst: serverZ, ttl: 64, proto: packet.ProtoICMPv4, totalLen: 576, sport: -1, dport: -1})
+			assert4(t, "icmpv4", out[0], want4{src: pool4, dst: serverZ, ttl: 64, proto: nat64.ProtoICMPv4, totalLen: 576, sport: -1, dport: -1})
 			assertICMP(t, "icmpv4", out[0][20:], 3, 4, 1480)
 		},
 	},
@@ -559,12 +560,12 @@ var goldenCases = []goldenCase{
 			w := wantUDP6
 			w.frag, w.more, w.fragID, w.payloadLen = true, true, 0x4343, 8+1448
 			assert6(t, "frag0", out[0], w)
-			assert6(t, "frag1", out[1], want6{src: serverZ6, dst: hostX, hop: 49, nh: packet.ProtoUDP, tc: 0xb8, frag: true, fragOff: 1448, fragID: 0x4343, payloadLen: 8 + 32, sport: -1, dport: -1})
+			assert6(t, "frag1", out[1], want6{src: serverZ6, dst: hostX, hop: 49, nh: nat64.ProtoUDP, tc: 0xb8, frag: true, fragOff: 1448, fragID: 0x4343, payloadLen: 8 + 32, sport: -1, dport: -1})
 			whole := append(append([]byte(nil), out[0][48:]...), out[1][48:]...)
 			if ok, _ := l4ChecksumOK(append(append([]byte(nil), out[0][:40]...), whole...)); false && ok {
 				t.Log("unreachable")
 			}
-			if refSum(whole, refPseudo6(hostX6(out[0]), out[0][24:40], packet.ProtoUDP, len(whole))) != 0xffff {
+			if refSum(whole, refPseudo6(hostX6(out[0]), out[0][24:40], nat64.ProtoUDP, len(whole))) != 0xffff {
 				t.Errorf("reassembled UDP checksum invalid")
 			}
 		},
@@ -576,7 +577,7 @@ var goldenCases = []goldenCase{
 		input: func() []byte { return udp6(1500 - 48) },
 		verify: func(t *testing.T, r DropReason, out [][]byte) {
 			wantVerdict(t, r, PacketTooBigSent, out, 1)
-			assert6(t, "icmpv6", out[0], want6{src: serverZ6, dst: hostX, hop: 64, nh: packet.ProtoICMPv6, payloadLen: 1240, sport: -1, dport: -1})
+			assert6(t, "icmpv6", out[0], want6{src: serverZ6, dst: hostX, hop: 64, nh: nat64.ProtoICMPv6, payloadLen: 1240, sport: -1, dport: -1})
 			assertICMP(t, "icmpv6", out[0][40:], 2, 0, 1420)
 		},
 	},
@@ -598,20 +599,20 @@ var goldenCases = []goldenCase{
 		why: "X:40001 sends to T' (64:ff9b:1::cb00:7101) port 7000, the pool4 binding of X2:7000 (RFC 6146 §3.8):\n" +
 			"translated 6->4 (T:5001 -> T:7000) and straight back 4->6: from T':5001 to X2:7000, hop limit decremented once.",
 		input: func() []byte {
-			return fillChecksum(ipv6(hostX, pool4in6, 64, packet.ProtoUDP, udpDgram(portXudp, portT2, pattern(20)), 0, nil))
+			return fillChecksum(ipv6(hostX, pool4in6, 64, nat64.ProtoUDP, udpDgram(portXudp, portT2, pattern(20)), 0, nil))
 		},
 		verify: func(t *testing.T, r DropReason, out [][]byte) {
 			wantVerdict(t, r, Translated, out, 1)
-			assert6(t, "ipv6", out[0], want6{src: pool4in6, dst: hostX2, hop: 63, nh: packet.ProtoUDP, tc: 0xb8, payloadLen: 28, sport: portTudp, dport: portX2})
+			assert6(t, "ipv6", out[0], want6{src: pool4in6, dst: hostX2, hop: 63, nh: nat64.ProtoUDP, tc: 0xb8, payloadLen: 28, sport: portTudp, dport: portX2})
 		},
 	},
 	dropCase("not_pool6_6to4", "An IPv6 destination outside the prefix is not ours.",
 		nil, func() []byte {
-			return fillChecksum(ipv6(hostX, hostX2, 64, packet.ProtoUDP, udpDgram(1, 2, nil), 0, nil))
+			return fillChecksum(ipv6(hostX, hostX2, 64, nat64.ProtoUDP, udpDgram(1, 2, nil), 0, nil))
 		}, NotPool6),
 	dropCase("not_pool4_4to6", "An IPv4 destination outside pool4 is not ours.",
 		nil, func() []byte {
-			return fillChecksum(ipv4(serverZ, router4, 50, packet.ProtoUDP, 1, false, udpDgram(1, 2, nil)))
+			return fillChecksum(ipv4(serverZ, router4, 50, nat64.ProtoUDP, 1, false, udpDgram(1, 2, nil)))
 		}, NotPool4),
 	dropCase("unsupported_proto_4to6", "Protocols other than TCP, UDP and ICMP have no state: dropped.",
 		nil, func() []byte { return ipv4(serverZ, pool4, 50, 47, 1, false, pattern(8)) }, UnsupportedProto),

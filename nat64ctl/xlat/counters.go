@@ -1,5 +1,7 @@
 package xlat
 
+import "github.com/nat64kit/nat64kit/internal/nat64"
+
 // DropReason names why Process did not translate a packet. Translated (zero)
 // means it did. Every other value is a counter in Counters.Drops, and every
 // dropped packet increments exactly one of them.
@@ -104,34 +106,14 @@ func (d Direction) String() string {
 	return "4to6"
 }
 
-// ProtoIndex is the transport protocol index into Counters.
-type ProtoIndex uint8
-
-const (
-	ProtoTCP ProtoIndex = iota
-	ProtoUDP
-	ProtoICMP
-	NumProtos
-)
-
-func (p ProtoIndex) String() string {
-	switch p {
-	case ProtoTCP:
-		return "tcp"
-	case ProtoUDP:
-		return "udp"
-	}
-	return "icmp"
-}
-
 // Counters are one Translator's statistics: plain integers written only by
 // its worker goroutine. The daemon sums them across workers (reading them
 // from another goroutine is a benign race on monotonic counters; copy them
 // under the worker's own synchronization if exact values matter).
 type Counters struct {
 	Drops   [NumDropReasons]uint64
-	Packets [NumDirections][NumProtos]uint64 // translated packets (each emitted fragment counts)
-	Bytes   [NumDirections][NumProtos]uint64 // translated bytes as emitted
+	Packets [NumDirections][nat64.NumTransports]uint64 // by Transport.Index; translated packets (each emitted fragment counts)
+	Bytes   [NumDirections][nat64.NumTransports]uint64 // translated bytes as emitted
 	// ICMPErrors counts ICMP errors the translator generated itself (Time
 	// Exceeded, Packet Too Big, Fragmentation Needed, Parameter Problem,
 	// Port Unreachable for held SYNs).

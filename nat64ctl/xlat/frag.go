@@ -1,6 +1,10 @@
 package xlat
 
-import "time"
+import (
+	"time"
+
+	"github.com/nat64kit/nat64kit/internal/nat64"
+)
 
 // FragmentTimeout is how long a first fragment's translation is remembered
 // for the later fragments of its datagram (RFC 6146 §4: at least 2 s).
@@ -18,7 +22,7 @@ const fragProbe = 8
 type fragKey struct {
 	src, dst [16]byte
 	id       uint32
-	proto    uint8
+	proto    nat64.Proto
 	v6       bool
 }
 

@@ -3,6 +3,7 @@ package xlat
 import (
 	"testing"
 
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64ctl/packet"
 )
 
@@ -42,8 +43,8 @@ func fuzzOne(t *testing.T, tr *Translator, in []byte) {
 		if pi.Len != len(o) {
 			t.Fatalf("emitted packet has trailing bytes\nin  %x\nout %x", in, o)
 		}
-		isErr := !pi.Fragmented && (pi.Proto == packet.ProtoICMPv4 && packet.IsICMPv4Error(o[pi.L4Off]) ||
-			pi.Proto == packet.ProtoICMPv6 && packet.IsICMPv6Error(o[pi.L4Off]))
+		isErr := !pi.Fragmented && (pi.Proto == nat64.ProtoICMPv4 && packet.IsICMPv4Error(o[pi.L4Off]) ||
+			pi.Proto == nat64.ProtoICMPv6 && packet.IsICMPv6Error(o[pi.L4Off]))
 		if isErr || (inValid && inVerifiable) {
 			checkWellFormed(t, o)
 		}

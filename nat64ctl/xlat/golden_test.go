@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64conf"
 	"github.com/nat64kit/nat64kit/nat64ctl/packet"
 )
@@ -45,7 +46,8 @@ type goldenCase struct {
 
 type want4 struct {
 	src, dst     [4]byte
-	ttl, proto   uint8
+	ttl          uint8
+	proto        nat64.Proto
 	tos          uint8
 	df, mf       bool
 	fragOff      int
@@ -77,7 +79,7 @@ func assert4(t *testing.T, what string, b []byte, w want4) {
 type want6 struct {
 	src, dst     [16]byte
 	hop          uint8
-	nh           uint8 // upper-layer protocol
+	nh           nat64.Proto // upper-layer protocol
 	tc           uint8
 	frag         bool
 	fragOff      int
@@ -104,7 +106,7 @@ func assert6(t *testing.T, what string, b []byte, w want6) {
 	}
 	l4 := b[40:]
 	if w.frag {
-		if h.NextHeader() != packet.ProtoFragment {
+		if h.NextHeader() != nat64.ProtoFragment {
 			t.Fatalf("%s: next header %d, want a Fragment header", what, h.NextHeader())
 		}
 		f := packet.IPv6Fragment(b[40:])

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64conf"
 	"github.com/nat64kit/nat64kit/nat64ctl/packet"
 	"github.com/nat64kit/nat64kit/nat64ctl/state"
@@ -18,7 +19,7 @@ var (
 	pool4    = [4]byte{203, 0, 113, 1}  // T
 	serverZ  = [4]byte{198, 51, 100, 2} // Z
 	router4  = [4]byte{192, 0, 2, 254}  // IPv4 router reporting errors
-	prefix   = nat64conf.MustPrefix("64:ff9b:1::/96")
+	prefix   = nat64.MustPrefix("64:ff9b:1::/96")
 	serverZ6 = prefix.Embed(serverZ) // Z'
 	pool4in6 = prefix.Embed(pool4)   // T' (hairpin destination)
 )
@@ -58,10 +59,10 @@ func testInstance() *nat64conf.Instance {
 		MaxSessions:                  1 << 16,
 		MaxSessionsPerSource:         1 << 12,
 		Static: []nat64conf.StaticBIB{
-			{Proto: nat64conf.TCP, IPv6: netip.AddrPortFrom(x, portX), IPv4: netip.AddrPortFrom(t4, portT)},
-			{Proto: nat64conf.UDP, IPv6: netip.AddrPortFrom(x, portXudp), IPv4: netip.AddrPortFrom(t4, portTudp)},
-			{Proto: nat64conf.ICMP, IPv6: netip.AddrPortFrom(x, identX), IPv4: netip.AddrPortFrom(t4, identT)},
-			{Proto: nat64conf.UDP, IPv6: netip.AddrPortFrom(netip.AddrFrom16(hostX2), portX2), IPv4: netip.AddrPortFrom(t4, portT2)},
+			{Proto: nat64.TCP, IPv6: netip.AddrPortFrom(x, portX), IPv4: netip.AddrPortFrom(t4, portT)},
+			{Proto: nat64.UDP, IPv6: netip.AddrPortFrom(x, portXudp), IPv4: netip.AddrPortFrom(t4, portTudp)},
+			{Proto: nat64.ICMP, IPv6: netip.AddrPortFrom(x, identX), IPv4: netip.AddrPortFrom(t4, identT)},
+			{Proto: nat64.UDP, IPv6: netip.AddrPortFrom(netip.AddrFrom16(hostX2), portX2), IPv4: netip.AddrPortFrom(t4, portT2)},
 		},
 	}
 }
@@ -88,7 +89,7 @@ func tcpSeg(sport, dport uint16, flags uint8, payload []byte) []byte {
 	binary.BigEndian.PutUint16(b[0:], sport)
 	binary.BigEndian.PutUint16(b[2:], dport)
 	binary.BigEndian.PutUint32(b[4:], 0x01020304)
-	if flags&packet.TCPAck != 0 {
+	if flags&nat64.TCPAck != 0 {
 		binary.BigEndian.PutUint32(b[8:], 0x0a0b0c0d)
 	}
 	b[12] = 5 << 4
@@ -129,7 +130,7 @@ func pattern(n int) []byte {
 
 // ipv6 builds an IPv6 packet; ext are raw extension headers whose chain
 // starts with first (ignored when ext is empty) and ends with proto.
-func ipv6(src, dst [16]byte, hop uint8, proto uint8, l4 []byte, first uint8, ext []byte) []byte {
+func ipv6(src, dst [16]byte, hop uint8, proto nat64.Proto, l4 []byte, first nat64.Proto, ext []byte) []byte {
 	b := make([]byte, 40, 40+len(ext)+len(l4))
 	b[0] = 0x60 | 0x0b>>4 // traffic class 0xb8 below
 	binary.BigEndian.PutUint32(b[0:], 6<<28|0xb8<<20|0x12345)
@@ -137,9 +138,9 @@ func ipv6(src, dst [16]byte, hop uint8, proto uint8, l4 []byte, first uint8, ext
 	copy(b[8:], src[:])
 	copy(b[24:], dst[:])
 	if len(ext) == 0 {
-		b[6] = proto
+		b[6] = byte(proto)
 	} else {
-		b[6] = first
+		b[6] = byte(first)
 	}
 	b = append(b, ext...)
 	b = append(b, l4...)
@@ -148,7 +149,7 @@ func ipv6(src, dst [16]byte, hop uint8, proto uint8, l4 []byte, first uint8, ext
 }
 
 // ipv4 builds an IPv4 packet with a correct header checksum.
-func ipv4(src, dst [4]byte, ttl, proto uint8, id uint16, df bool, l4 []byte) []byte {
+func ipv4(src, dst [4]byte, ttl uint8, proto nat64.Proto, id uint16, df bool, l4 []byte) []byte {
 	b := make([]byte, 20+len(l4))
 	b[0] = 0x45
 	b[1] = 0xb8
@@ -158,7 +159,7 @@ func ipv4(src, dst [4]byte, ttl, proto uint8, id uint16, df bool, l4 []byte) []b
 		b[6] = 0x40
 	}
 	b[8] = ttl
-	b[9] = proto
+	b[9] = byte(proto)
 	copy(b[12:], src[:])
 	copy(b[16:], dst[:])
 	copy(b[20:], l4)
@@ -196,28 +197,28 @@ func refSum(b []byte, initial uint32) uint16 {
 	return uint16(s)
 }
 
-func refPseudo6(src, dst []byte, proto uint8, n int) uint32 {
+func refPseudo6(src, dst []byte, proto nat64.Proto, n int) uint32 {
 	ph := make([]byte, 40)
 	copy(ph, src)
 	copy(ph[16:], dst)
 	binary.BigEndian.PutUint32(ph[32:], uint32(n))
-	ph[39] = proto
+	ph[39] = byte(proto)
 	return uint32(refSum(ph, 0))
 }
 
-func refPseudo4(src, dst []byte, proto uint8, n int) uint32 {
+func refPseudo4(src, dst []byte, proto nat64.Proto, n int) uint32 {
 	ph := make([]byte, 12)
 	copy(ph, src)
 	copy(ph[4:], dst)
-	ph[9] = proto
+	ph[9] = byte(proto)
 	binary.BigEndian.PutUint16(ph[10:], uint16(n))
 	return uint32(refSum(ph, 0))
 }
 
 // l4Offset walks a test-built packet (no validation, builders are trusted).
-func l4Offset(b []byte) (off int, proto uint8) {
+func l4Offset(b []byte) (off int, proto nat64.Proto) {
 	if b[0]>>4 == 4 {
-		return int(b[0]&0xf) * 4, b[9]
+		return int(b[0]&0xf) * 4, nat64.Proto(b[9])
 	}
 	var in packet.Info
 	if packet.ParseInner(b, 6, &in) != packet.OK {
@@ -232,11 +233,11 @@ func fillChecksum(b []byte) []byte {
 	l4 := b[off:]
 	var at int
 	switch proto {
-	case packet.ProtoTCP:
+	case nat64.ProtoTCP:
 		at = 16
-	case packet.ProtoUDP:
+	case nat64.ProtoUDP:
 		at = 6
-	case packet.ProtoICMPv4, packet.ProtoICMPv6:
+	case nat64.ProtoICMPv4, nat64.ProtoICMPv6:
 		at = 2
 	default:
 		return b
@@ -245,11 +246,11 @@ func fillChecksum(b []byte) []byte {
 	var init uint32
 	if b[0]>>4 == 6 {
 		init = refPseudo6(b[8:24], b[24:40], proto, len(l4))
-	} else if proto != packet.ProtoICMPv4 {
+	} else if proto != nat64.ProtoICMPv4 {
 		init = refPseudo4(b[12:16], b[16:20], proto, len(l4))
 	}
 	ck := ^refSum(l4, init)
-	if ck == 0 && proto == packet.ProtoUDP {
+	if ck == 0 && proto == nat64.ProtoUDP {
 		ck = 0xffff
 	}
 	binary.BigEndian.PutUint16(l4[at:], ck)
@@ -267,15 +268,15 @@ func l4ChecksumOK(b []byte) (valid, verifiable bool) {
 	var init uint32
 	if in.Version == 6 {
 		init = refPseudo6(b[8:24], b[24:40], in.Proto, len(l4))
-	} else if in.Proto != packet.ProtoICMPv4 {
+	} else if in.Proto != nat64.ProtoICMPv4 {
 		init = refPseudo4(b[12:16], b[16:20], in.Proto, len(l4))
 	}
 	switch in.Proto {
-	case packet.ProtoTCP, packet.ProtoUDP, packet.ProtoICMPv4, packet.ProtoICMPv6:
+	case nat64.ProtoTCP, nat64.ProtoUDP, nat64.ProtoICMPv4, nat64.ProtoICMPv6:
 	default:
 		return false, false
 	}
-	if in.Proto == packet.ProtoUDP && in.Version == 4 && binary.BigEndian.Uint16(l4[6:]) == 0 {
+	if in.Proto == nat64.ProtoUDP && in.Version == 4 && binary.BigEndian.Uint16(l4[6:]) == 0 {
 		return true, true
 	}
 	return refSum(l4, init) == 0xffff, true
@@ -302,8 +303,8 @@ func checkWellFormed(t testing.TB, b []byte) {
 	if in.Fragmented || !in.HasL4Header() {
 		return
 	}
-	if in.Proto == packet.ProtoICMPv4 && packet.IsICMPv4Error(b[in.L4Off]) ||
-		in.Proto == packet.ProtoICMPv6 && packet.IsICMPv6Error(b[in.L4Off]) {
+	if in.Proto == nat64.ProtoICMPv4 && packet.IsICMPv4Error(b[in.L4Off]) ||
+		in.Proto == nat64.ProtoICMPv6 && packet.IsICMPv6Error(b[in.L4Off]) {
 		var ii packet.Info
 		if r := packet.ParseInner(b[in.L4Off+8:], in.Version, &ii); r != packet.OK {
 			t.Fatalf("quoted packet does not parse: %v\n%x", r, b)

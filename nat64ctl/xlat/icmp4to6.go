@@ -1,6 +1,7 @@
 package xlat
 
 import (
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64ctl/packet"
 	"github.com/nat64kit/nat64kit/nat64ctl/state"
 )
@@ -96,7 +97,7 @@ func (t *Translator) icmpError4to6(p []byte, in *packet.Info, hop uint8, out *Ou
 		return MalformedInner
 	}
 	innerL4 := orig[ii.L4Off:ii.Len]
-	if ii.Proto == packet.ProtoICMPv4 && ii.HasL4Header() && packet.IsICMPv4Error(innerL4[0]) {
+	if ii.Proto == nat64.ProtoICMPv4 && ii.HasL4Header() && packet.IsICMPv4Error(innerL4[0]) {
 		return ICMPErrorInError
 	}
 	if !ii.HasL4Header() {
@@ -111,7 +112,7 @@ func (t *Translator) icmpError4to6(p []byte, in *packet.Info, hop uint8, out *Ou
 	}
 	var f state.Flow4
 	f.Src, f.Dst = iz, it4
-	if f.Proto, f.SrcPort, f.DstPort, ok = quotedTuple(ii.Proto, innerL4, packet.ProtoICMPv4); !ok {
+	if f.Proto, f.SrcPort, f.DstPort, ok = quotedTuple(ii.Proto, innerL4, nat64.ProtoICMPv4); !ok {
 		return UntranslatableICMP
 	}
 	x6, xport, ok := t.tbl.LookupInbound(&f)
@@ -153,7 +154,7 @@ func (t *Translator) icmpError4to6(p []byte, in *packet.Info, hop uint8, out *Ou
 	packet.IPv6(b).Encode(&packet.IPv6Fields{
 		TrafficClass: h.TOS(),
 		PayloadLen:   uint16(total - packet.IPv6HeaderLen),
-		NextHeader:   packet.ProtoICMPv6,
+		NextHeader:   nat64.ProtoICMPv6,
 		HopLimit:     hop,
 		Src:          &src6,
 		Dst:          &x6,
@@ -176,7 +177,7 @@ func (t *Translator) icmpError4to6(p []byte, in *packet.Info, hop uint8, out *Ou
 		packet.IPv6Fragment(b[hdrs+packet.IPv6HeaderLen:]).Encode(&packet.IPv6FragmentFields{
 			NextHeader: q.NextHeader, Offset: ii.FragOffset, More: ii.MoreFrags, ID: ii.FragID,
 		})
-		q.NextHeader = packet.ProtoFragment
+		q.NextHeader = nat64.ProtoFragment
 	}
 	packet.IPv6(b[hdrs:]).Encode(&q)
 	l4 := b[hdrs+innerHdr : hdrs+min(origOut, total-hdrs)]
@@ -184,29 +185,29 @@ func (t *Translator) icmpError4to6(p []byte, in *packet.Info, hop uint8, out *Ou
 	addrOld := addrSum4(&it4, &iz)
 	addrNew := addrSum6(&x6, &iz6)
 	switch ii.Proto {
-	case packet.ProtoTCP:
+	case nat64.ProtoTCP:
 		tc := packet.TCP(l4)
 		if len(l4) >= packet.TCPChecksumOffset+2 {
 			ck := packet.UpdateChecksum(tc.Checksum(), addrOld, addrNew)
 			tc.SetChecksum(packet.UpdateChecksum(ck, tc.SrcPort(), xport))
 		}
 		tc.SetSrcPort(xport)
-	case packet.ProtoUDP:
+	case nat64.ProtoUDP:
 		u := packet.UDP(l4)
 		if ck := u.Checksum(); ck != 0 {
 			ck = packet.UpdateChecksum(ck, addrOld, addrNew)
 			u.SetChecksum(packet.UpdateChecksum(ck, u.SrcPort(), xport))
 		}
 		u.SetSrcPort(xport)
-	case packet.ProtoICMPv4:
+	case nat64.ProtoICMPv4:
 		echo4to6(l4, &x6, &iz6, xport, claimedL4)
 	}
 	if ext != nil {
 		copy(b[hdrs+padded:], ext)
 	}
 	icmp := packet.ICMPv6(b[packet.IPv6HeaderLen:])
-	icmp.SetChecksum(^packet.Checksum(icmp, packet.PseudoHeaderSum6(&src6, &x6, packet.ProtoICMPv6, uint32(total-packet.IPv6HeaderLen))))
+	icmp.SetChecksum(^packet.Checksum(icmp, packet.PseudoHeaderSum6(&src6, &x6, nat64.ProtoICMPv6, uint32(total-packet.IPv6HeaderLen))))
 	out.push(b)
-	t.count(FourToSix, packet.ProtoICMPv4, b)
+	t.count(FourToSix, nat64.ProtoICMPv4, b)
 	return Translated
 }

@@ -1,6 +1,7 @@
 package xlat
 
 import (
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64ctl/packet"
 	"github.com/nat64kit/nat64kit/nat64ctl/state"
 )
@@ -70,7 +71,7 @@ func (t *Translator) icmpError6to4(p []byte, in *packet.Info, z [4]byte, now int
 	h := packet.IPv6(p)
 	src6, dst6 := h.Src(), h.Dst()
 	ic := packet.ICMPv6(p[in.L4Off:])
-	if packet.Checksum(ic, packet.PseudoHeaderSum6(&src6, &dst6, packet.ProtoICMPv6, uint32(len(ic)))) != 0xffff {
+	if packet.Checksum(ic, packet.PseudoHeaderSum6(&src6, &dst6, nat64.ProtoICMPv6, uint32(len(ic)))) != 0xffff {
 		return BadICMPChecksum
 	}
 	typ, code, rest, has4884, ok := t.mapError6to4(ic)
@@ -90,7 +91,7 @@ func (t *Translator) icmpError6to4(p []byte, in *packet.Info, z [4]byte, now int
 		return MalformedInner
 	}
 	innerL4 := orig[ii.L4Off:ii.Len]
-	if ii.Proto == packet.ProtoICMPv6 && ii.HasL4Header() && packet.IsICMPv6Error(innerL4[0]) {
+	if ii.Proto == nat64.ProtoICMPv6 && ii.HasL4Header() && packet.IsICMPv6Error(innerL4[0]) {
 		return ICMPErrorInError
 	}
 	if !ii.HasL4Header() {
@@ -104,7 +105,7 @@ func (t *Translator) icmpError6to4(p []byte, in *packet.Info, z [4]byte, now int
 	}
 	var f state.Flow6
 	f.Src, f.Dst = idst6, iz
-	if f.Proto, f.SrcPort, f.DstPort, ok = quotedTuple(ii.Proto, innerL4, packet.ProtoICMPv6); !ok {
+	if f.Proto, f.SrcPort, f.DstPort, ok = quotedTuple(ii.Proto, innerL4, nat64.ProtoICMPv6); !ok {
 		return UntranslatableICMP
 	}
 	t4, tport, ok := t.tbl.LookupOutbound(&f)
@@ -141,7 +142,7 @@ func (t *Translator) icmpError6to4(p []byte, in *packet.Info, z [4]byte, now int
 		TotalLen: uint16(total),
 		ID:       t.nextID(),
 		TTL:      h.HopLimit() - 1,
-		Protocol: packet.ProtoICMPv4,
+		Protocol: nat64.ProtoICMPv4,
 		Src:      t4,
 		Dst:      z,
 	})
@@ -166,8 +167,8 @@ func (t *Translator) icmpError6to4(p []byte, in *packet.Info, z [4]byte, now int
 	} else {
 		q.DF = packet.IPv4MinHeader+claimedL4 > dfThreshold
 	}
-	if ii.Proto == packet.ProtoICMPv6 {
-		q.Protocol = packet.ProtoICMPv4
+	if ii.Proto == nat64.ProtoICMPv6 {
+		q.Protocol = nat64.ProtoICMPv4
 	}
 	packet.IPv4(inner).Encode(&q)
 	l4 := inner[packet.IPv4MinHeader:min(origOut, total-hdrs)]
@@ -175,21 +176,21 @@ func (t *Translator) icmpError6to4(p []byte, in *packet.Info, z [4]byte, now int
 	addrOld := addrSum6(&isrc6, &idst6)
 	addrNew := addrSum4(&iz, &t4)
 	switch ii.Proto {
-	case packet.ProtoTCP:
+	case nat64.ProtoTCP:
 		tc := packet.TCP(l4)
 		if len(l4) >= packet.TCPChecksumOffset+2 {
 			ck := packet.UpdateChecksum(tc.Checksum(), addrOld, addrNew)
 			tc.SetChecksum(packet.UpdateChecksum(ck, tc.DstPort(), tport))
 		}
 		tc.SetDstPort(tport)
-	case packet.ProtoUDP:
+	case nat64.ProtoUDP:
 		u := packet.UDP(l4)
 		if ck := u.Checksum(); ck != 0 {
 			ck = packet.UpdateChecksum(ck, addrOld, addrNew)
 			u.SetChecksum(packet.UpdateChecksum(ck, u.DstPort(), tport))
 		}
 		u.SetDstPort(tport)
-	case packet.ProtoICMPv6:
+	case nat64.ProtoICMPv6:
 		echo6to4(l4, &isrc6, &idst6, tport, claimedL4)
 	}
 	if ext != nil {
@@ -198,6 +199,6 @@ func (t *Translator) icmpError6to4(p []byte, in *packet.Info, z [4]byte, now int
 	icmp := packet.ICMPv4(b[packet.IPv4MinHeader:])
 	icmp.SetChecksum(^packet.Checksum(icmp, 0))
 	out.push(b)
-	t.count(SixToFour, packet.ProtoICMPv4, b)
+	t.count(SixToFour, nat64.ProtoICMPv4, b)
 	return Translated
 }

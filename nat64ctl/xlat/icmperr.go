@@ -1,7 +1,7 @@
 package xlat
 
 import (
-	"github.com/nat64kit/nat64kit/nat64conf"
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64ctl/packet"
 )
 
@@ -30,16 +30,16 @@ func splitOriginal(body []byte, length int) (orig, ext []byte, ok bool) {
 // travelled the other way). For ICMP only echo is stateful: the identifier
 // stands for both ports. icmpProto is the ICMP of the quoted packet's IP
 // version (ICMPv6 in IPv6, ICMPv4 in IPv4).
-func quotedTuple(proto uint8, l4 []byte, icmpProto uint8) (p nat64conf.Protocol, src, dst uint16, ok bool) {
+func quotedTuple(proto nat64.Proto, l4 []byte, icmpProto nat64.Proto) (p nat64.Transport, src, dst uint16, ok bool) {
 	switch proto {
-	case packet.ProtoTCP:
-		return nat64conf.TCP, packet.TCP(l4).DstPort(), packet.TCP(l4).SrcPort(), true
-	case packet.ProtoUDP:
-		return nat64conf.UDP, packet.UDP(l4).DstPort(), packet.UDP(l4).SrcPort(), true
+	case nat64.ProtoTCP:
+		return nat64.TCP, packet.TCP(l4).DstPort(), packet.TCP(l4).SrcPort(), true
+	case nat64.ProtoUDP:
+		return nat64.UDP, packet.UDP(l4).DstPort(), packet.UDP(l4).SrcPort(), true
 	case icmpProto:
 		var echo bool
 		var id uint16
-		if icmpProto == packet.ProtoICMPv6 {
+		if icmpProto == nat64.ProtoICMPv6 {
 			t := packet.ICMPv6(l4).Type()
 			echo, id = t == packet.ICMPv6EchoRequest || t == packet.ICMPv6EchoReply, packet.ICMPv6(l4).Ident()
 		} else {
@@ -47,7 +47,7 @@ func quotedTuple(proto uint8, l4 []byte, icmpProto uint8) (p nat64conf.Protocol,
 			echo, id = t == packet.ICMPv4EchoRequest || t == packet.ICMPv4EchoReply, packet.ICMPv4(l4).Ident()
 		}
 		if echo {
-			return nat64conf.ICMP, id, id, true
+			return nat64.ICMP, id, id, true
 		}
 	}
 	return 0, 0, 0, false
@@ -61,7 +61,7 @@ func (t *Translator) icmp6Error(orig []byte, in *packet.Info, typ, code uint8, r
 	h := packet.IPv6(orig)
 	// RFC 4443 §2.4(e): never about an ICMPv6 error, nor to a multicast or
 	// unspecified source.
-	if in.Proto == packet.ProtoICMPv6 && in.HasL4Header() && packet.IsICMPv6Error(orig[in.L4Off]) {
+	if in.Proto == nat64.ProtoICMPv6 && in.HasL4Header() && packet.IsICMPv6Error(orig[in.L4Off]) {
 		return
 	}
 	src, dst := h.Dst(), h.Src()
@@ -75,7 +75,7 @@ func (t *Translator) icmp6Error(orig []byte, in *packet.Info, typ, code uint8, r
 	}
 	packet.IPv6(b).Encode(&packet.IPv6Fields{
 		PayloadLen: uint16(packet.ICMPHeaderLen + n),
-		NextHeader: packet.ProtoICMPv6,
+		NextHeader: nat64.ProtoICMPv6,
 		HopLimit:   hopLimitErrors,
 		Src:        &src,
 		Dst:        &dst,
@@ -83,7 +83,7 @@ func (t *Translator) icmp6Error(orig []byte, in *packet.Info, typ, code uint8, r
 	ic := packet.ICMPv6(b[packet.IPv6HeaderLen:])
 	ic.Encode(&packet.ICMPFields{Type: typ, Code: code, Rest: rest})
 	copy(ic[packet.ICMPHeaderLen:], orig[:n])
-	ic.SetChecksum(^packet.Checksum(ic, packet.PseudoHeaderSum6(&src, &dst, packet.ProtoICMPv6, uint32(len(ic)))))
+	ic.SetChecksum(^packet.Checksum(ic, packet.PseudoHeaderSum6(&src, &dst, nat64.ProtoICMPv6, uint32(len(ic)))))
 	out.push(b)
 	t.Counters.ICMPErrors++
 }
@@ -94,7 +94,7 @@ func (t *Translator) icmp4Error(orig []byte, in *packet.Info, typ, code uint8, r
 	h := packet.IPv4(orig)
 	// RFC 1812 §4.3.2.7: not about an ICMP error, a non-first fragment,
 	// or a packet from a non-unicast source.
-	if in.Proto == packet.ProtoICMPv4 && in.HasL4Header() && packet.IsICMPv4Error(orig[in.L4Off]) {
+	if in.Proto == nat64.ProtoICMPv4 && in.HasL4Header() && packet.IsICMPv4Error(orig[in.L4Off]) {
 		return
 	}
 	if !in.HasL4Header() {
@@ -113,7 +113,7 @@ func (t *Translator) icmp4Error(orig []byte, in *packet.Info, typ, code uint8, r
 		TotalLen: uint16(len(b)),
 		ID:       t.nextID(),
 		TTL:      hopLimitErrors,
-		Protocol: packet.ProtoICMPv4,
+		Protocol: nat64.ProtoICMPv4,
 		Src:      src,
 		Dst:      dst,
 	})

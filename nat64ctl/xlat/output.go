@@ -1,6 +1,8 @@
 package xlat
 
-import "github.com/nat64kit/nat64kit/nat64ctl/packet"
+import (
+	"github.com/nat64kit/nat64kit/nat64ctl/packet"
+)
 
 // MaxPackets is how many packets one Process call can emit: IPv6 fragments
 // of one IPv4 packet (65535 / 1232 < 54) or an ICMP error.

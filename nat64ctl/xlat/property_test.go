@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64conf"
 	"github.com/nat64kit/nat64kit/nat64ctl/packet"
 )
@@ -22,12 +23,12 @@ func randomFlow6(r *rand.Rand) []byte {
 	switch r.IntN(3) {
 	case 0:
 		// Always a SYN: the state machine only opens sessions on SYN.
-		flags := uint8(packet.TCPSyn)
-		return fillChecksum(ipv6(hostX, serverZ6, uint8(2+r.IntN(250)), packet.ProtoTCP, tcpSeg(sport, uint16(r.IntN(65536)), flags, payload), 0, nil))
+		flags := uint8(nat64.TCPSyn)
+		return fillChecksum(ipv6(hostX, serverZ6, uint8(2+r.IntN(250)), nat64.ProtoTCP, tcpSeg(sport, uint16(r.IntN(65536)), flags, payload), 0, nil))
 	case 1:
-		return fillChecksum(ipv6(hostX, serverZ6, uint8(2+r.IntN(250)), packet.ProtoUDP, udpDgram(sport, uint16(r.IntN(65536)), payload), 0, nil))
+		return fillChecksum(ipv6(hostX, serverZ6, uint8(2+r.IntN(250)), nat64.ProtoUDP, udpDgram(sport, uint16(r.IntN(65536)), payload), 0, nil))
 	}
-	return fillChecksum(ipv6(hostX, serverZ6, uint8(2+r.IntN(250)), packet.ProtoICMPv6, echo(packet.ICMPv6EchoRequest, sport, uint16(r.IntN(65536)), payload), 0, nil))
+	return fillChecksum(ipv6(hostX, serverZ6, uint8(2+r.IntN(250)), nat64.ProtoICMPv6, echo(packet.ICMPv6EchoRequest, sport, uint16(r.IntN(65536)), payload), 0, nil))
 }
 
 // reflect4 turns a translated IPv4 packet into the reply Z would send:
@@ -42,16 +43,16 @@ func reflect4(p []byte) []byte {
 	q[8] = 40
 	setIPv4HeaderChecksum(q)
 	l4 := q[20:]
-	switch q[9] {
-	case packet.ProtoTCP, packet.ProtoUDP:
+	switch nat64.Proto(q[9]) {
+	case nat64.ProtoTCP, nat64.ProtoUDP:
 		s, d := binary.BigEndian.Uint16(l4[0:]), binary.BigEndian.Uint16(l4[2:])
 		binary.BigEndian.PutUint16(l4[0:], d)
 		binary.BigEndian.PutUint16(l4[2:], s)
-		if q[9] == packet.ProtoTCP {
-			l4[13] = packet.TCPSyn | packet.TCPAck
+		if nat64.Proto(q[9]) == nat64.ProtoTCP {
+			l4[13] = nat64.TCPSyn | nat64.TCPAck
 			fillChecksum(q)
 		}
-	case packet.ProtoICMPv4:
+	case nat64.ProtoICMPv4:
 		l4[0] = packet.ICMPv4EchoReply
 		fillChecksum(q)
 	}
@@ -75,7 +76,7 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatalf("6->4 length changed: %d -> %d", len(want), len(got))
 		}
 		l4off := 8 // payload starts after ports/ICMP header at least
-		if p6[6] == packet.ProtoTCP {
+		if nat64.Proto(p6[6]) == nat64.ProtoTCP {
 			l4off = 20
 		}
 		if !bytes.Equal(p4[20+l4off:], p6[40+l4off:]) {
@@ -95,14 +96,14 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatalf("round trip payload changed")
 		}
 		// Ports come back as the original ones, swapped.
-		if p6[6] != packet.ProtoICMPv6 {
+		if nat64.Proto(p6[6]) != nat64.ProtoICMPv6 {
 			if !bytes.Equal(out[0][40:42], p6[42:44]) || !bytes.Equal(out[0][42:44], p6[40:42]) {
 				t.Fatalf("ports %x, original %x", out[0][40:44], p6[40:44])
 			}
 		} else if !bytes.Equal(out[0][44:46], p6[44:46]) || out[0][40] != packet.ICMPv6EchoReply {
 			t.Fatalf("echo identifier %x, original %x", out[0][44:46], p6[44:46])
 		}
-		if p6[6] == packet.ProtoUDP && !bytes.Equal(out[0][46:48], p6[46:48]) {
+		if nat64.Proto(p6[6]) == nat64.ProtoUDP && !bytes.Equal(out[0][46:48], p6[46:48]) {
 			// UDP: addresses and ports swapped exactly, so the checksum
 			// field must come back bit for bit.
 			t.Fatalf("UDP checksum %x, original %x", out[0][46:48], p6[46:48])
@@ -124,7 +125,7 @@ func onesDiff(a, b uint16) uint16 {
 func storedAndCorrect(p []byte) (stored, correct uint16) {
 	q := append([]byte(nil), p...)
 	off, proto := l4Offset(q)
-	at := map[uint8]int{packet.ProtoTCP: 16, packet.ProtoUDP: 6, packet.ProtoICMPv4: 2, packet.ProtoICMPv6: 2}[proto]
+	at := map[nat64.Proto]int{nat64.ProtoTCP: 16, nat64.ProtoUDP: 6, nat64.ProtoICMPv4: 2, nat64.ProtoICMPv6: 2}[proto]
 	stored = binary.BigEndian.Uint16(q[off+at:])
 	fillChecksum(q)
 	correct = binary.BigEndian.Uint16(q[off+at:])
@@ -140,7 +141,7 @@ func TestWrongChecksumStaysWrong(t *testing.T) {
 	for i := 0; i < 2000; i++ {
 		p6 := randomFlow6(r)
 		off, _ := l4Offset(p6)
-		at := map[uint8]int{packet.ProtoTCP: 16, packet.ProtoUDP: 6, packet.ProtoICMPv6: 2}[p6[6]]
+		at := map[nat64.Proto]int{nat64.ProtoTCP: 16, nat64.ProtoUDP: 6, nat64.ProtoICMPv6: 2}[nat64.Proto(p6[6])]
 		delta := uint16(1 + r.IntN(0xfffd))
 		ck := binary.BigEndian.Uint16(p6[off+at:])
 		bad := packet.Add(ck, delta)
@@ -163,7 +164,7 @@ func TestWrongChecksumStaysWrong(t *testing.T) {
 		}
 		back := reflect4(out[0]) // valid again; corrupt it the same way
 		boff, bproto := l4Offset(back)
-		bat := map[uint8]int{packet.ProtoTCP: 16, packet.ProtoUDP: 6, packet.ProtoICMPv4: 2}[bproto]
+		bat := map[nat64.Proto]int{nat64.ProtoTCP: 16, nat64.ProtoUDP: 6, nat64.ProtoICMPv4: 2}[bproto]
 		bck := binary.BigEndian.Uint16(back[boff+bat:])
 		bbad := packet.Add(bck, delta)
 		if bbad == 0 || bbad == 0xffff {
@@ -196,7 +197,7 @@ func TestFragmentsReassemble(t *testing.T) {
 	var first4 []byte
 	for off := 0; off < len(d); off += 256 {
 		end := min(off+256, len(d))
-		v, out := run(tr, frag6(hostX, serverZ6, packet.ProtoUDP, off, end < len(d), 99, d[off:end]), now0)
+		v, out := run(tr, frag6(hostX, serverZ6, nat64.ProtoUDP, off, end < len(d), 99, d[off:end]), now0)
 		if v != Translated || len(out) != 1 {
 			t.Fatalf("fragment at %d: %v", off, v)
 		}
@@ -210,7 +211,7 @@ func TestFragmentsReassemble(t *testing.T) {
 		}
 		got = append(got, out[0][20:]...)
 	}
-	if refSum(got, refPseudo4(first4[12:16], first4[16:20], packet.ProtoUDP, len(got))) != 0xffff {
+	if refSum(got, refPseudo4(first4[12:16], first4[16:20], nat64.ProtoUDP, len(got))) != 0xffff {
 		t.Fatal("reassembled IPv4 datagram has a bad UDP checksum")
 	}
 
@@ -222,7 +223,7 @@ func TestFragmentsReassemble(t *testing.T) {
 	var dst6 []byte
 	next := 0
 	for _, pr := range parts {
-		p := ipv4(serverZ, pool4, 50, packet.ProtoUDP, 0x7777, false, d4[pr[0]:pr[1]])
+		p := ipv4(serverZ, pool4, 50, nat64.ProtoUDP, 0x7777, false, d4[pr[0]:pr[1]])
 		setFrag4(p, pr[0], pr[1] < len(d4))
 		v, out := run(tr, p, now0)
 		if v != Translated {
@@ -245,7 +246,7 @@ func TestFragmentsReassemble(t *testing.T) {
 	if next != len(d4) {
 		t.Fatalf("reassembled %d bytes, want %d", next, len(d4))
 	}
-	if refSum(got6, refPseudo6(serverZ6[:], dst6, packet.ProtoUDP, len(got6))) != 0xffff {
+	if refSum(got6, refPseudo6(serverZ6[:], dst6, nat64.ProtoUDP, len(got6))) != 0xffff {
 		t.Fatal("reassembled IPv6 datagram has a bad UDP checksum")
 	}
 }
@@ -314,13 +315,13 @@ func TestEveryDropCountedOnce(t *testing.T) {
 
 func TestHeldSYNPortUnreachable(t *testing.T) {
 	tr := newTestTranslator(t, nil)
-	syn := fillChecksum(ipv4(serverZ, pool4, 50, packet.ProtoTCP, 1, true, tcpSeg(portZ, 4444, packet.TCPSyn, nil)))
+	syn := fillChecksum(ipv4(serverZ, pool4, 50, nat64.ProtoTCP, 1, true, tcpSeg(portZ, 4444, nat64.TCPSyn, nil)))
 	out := NewOutput()
 	if !tr.PortUnreachable(syn, out) || out.N != 1 {
 		t.Fatal("no Port Unreachable")
 	}
 	checkWellFormed(t, out.Packets[0])
-	assert4(t, "icmp", out.Packets[0], want4{src: pool4, dst: serverZ, ttl: 64, proto: packet.ProtoICMPv4, totalLen: 28 + 40, sport: -1, dport: -1})
+	assert4(t, "icmp", out.Packets[0], want4{src: pool4, dst: serverZ, ttl: 64, proto: nat64.ProtoICMPv4, totalLen: 28 + 40, sport: -1, dport: -1})
 	assertICMP(t, "icmp", out.Packets[0][20:], 3, 3, 0)
 }
 
@@ -356,7 +357,7 @@ func TestWorkersShareTable(t *testing.T) {
 	var sum Counters
 	sum.Add(&tr0.Counters)
 	sum.Add(&tr1.Counters)
-	if got := sum.Packets[SixToFour][ProtoTCP] + sum.Packets[SixToFour][ProtoUDP] + sum.Packets[SixToFour][ProtoICMP]; got != 1000 {
+	if got := sum.Packets[SixToFour][nat64.TCP.Index()] + sum.Packets[SixToFour][nat64.UDP.Index()] + sum.Packets[SixToFour][nat64.ICMP.Index()]; got != 1000 {
 		t.Fatalf("6->4 packets %d, want 1000", got)
 	}
 }
@@ -372,7 +373,7 @@ func TestPool4ExhaustedAnswers(t *testing.T) {
 	var r DropReason
 	var out [][]byte
 	for i := 0; i < 10; i++ {
-		p := fillChecksum(ipv6(hostX, serverZ6, 64, packet.ProtoUDP, udpDgram(uint16(3000+i), 53, nil), 0, nil))
+		p := fillChecksum(ipv6(hostX, serverZ6, 64, nat64.ProtoUDP, udpDgram(uint16(3000+i), 53, nil), 0, nil))
 		if r, out = run(tr, p, now0); r != Translated {
 			break
 		}

@@ -14,6 +14,7 @@ package xlat
 import (
 	"math/rand/v2"
 
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64conf"
 	"github.com/nat64kit/nat64kit/nat64ctl/packet"
 	"github.com/nat64kit/nat64kit/nat64ctl/state"
@@ -36,7 +37,7 @@ const dfThreshold = 1260
 // Translator translates packets of one NAT64 instance. Not safe for
 // concurrent use: make one per worker goroutine.
 type Translator struct {
-	prefix      nat64conf.Prefix
+	prefix      nat64.Prefix
 	tbl         *state.Table
 	mtu6        int // IPv6-side MTU (the TUN device's)
 	mtu4        int // IPv4-side next-hop MTU
@@ -106,18 +107,11 @@ func (t *Translator) Process(buf []byte, off, n int, now int64, out *Output) Dro
 	return r
 }
 
-func protoIndex(p uint8) ProtoIndex {
-	switch p {
-	case packet.ProtoTCP:
-		return ProtoTCP
-	case packet.ProtoUDP:
-		return ProtoUDP
-	}
-	return ProtoICMP
-}
-
-func (t *Translator) count(d Direction, proto uint8, b []byte) {
-	i := protoIndex(proto)
+// count counts a translated packet of IP protocol proto (always TCP, UDP
+// or ICMP here).
+func (t *Translator) count(d Direction, proto nat64.Proto, b []byte) {
+	tr, _ := nat64.TransportOf(proto)
+	i := tr.Index()
 	t.Counters.Packets[d][i]++
 	t.Counters.Bytes[d][i] += uint64(len(b))
 }

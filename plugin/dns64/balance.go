@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/nat64kit/nat64kit/internal/dns64conf"
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
@@ -15,7 +16,7 @@ import (
 // with, a weight, and where to ask whether it is alive.
 type instance struct {
 	name    string
-	prefix  nat64conf.Prefix
+	prefix  nat64.Prefix
 	prefixS string // prefix in text form, a metric label
 	weight  float64
 	control string // host:port; "" means always healthy
@@ -34,7 +35,7 @@ type instanceSet struct {
 // be stable across restarts, only across instances of one config.
 var hashSeed = maphash.MakeSeed()
 
-func newInstance(name string, p nat64conf.Prefix, weight int, control string) *instance {
+func newInstance(name string, p nat64.Prefix, weight int, control string) *instance {
 	in := &instance{
 		name:    name,
 		prefix:  p,
@@ -47,7 +48,7 @@ func newInstance(name string, p nat64conf.Prefix, weight int, control string) *i
 	return in
 }
 
-func setFromPrefixes(ps []nat64conf.Prefix) *instanceSet {
+func setFromPrefixes(ps []nat64.Prefix) *instanceSet {
 	s := &instanceSet{all: make([]*instance, len(ps))}
 	for i, p := range ps {
 		s.all[i] = newInstance(p.String(), p, 1, "")

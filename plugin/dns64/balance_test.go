@@ -6,13 +6,14 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
-	"github.com/nat64kit/nat64kit/nat64conf"
+
+	"github.com/nat64kit/nat64kit/internal/nat64"
 )
 
 func weightedSet(weights ...int) *instanceSet {
 	s := &instanceSet{}
 	for i, w := range weights {
-		p := nat64conf.MustPrefix(netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0x64, byte(i)}), 96).String())
+		p := nat64.MustPrefix(netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0x64, byte(i)}), 96).String())
 		s.all = append(s.all, newInstance("nat64-"+string(rune('a'+i)), p, w, ""))
 	}
 	return s

@@ -2,7 +2,9 @@
 
 package dns64
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Built with the dns64_builtin tag only, for the test that compares this
 // plugin with CoreDNS's built-in dns64: the built-in registers the name

@@ -1,4 +1,4 @@
-package nat64conf
+package nat64
 
 import (
 	"errors"

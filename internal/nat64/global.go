@@ -1,4 +1,4 @@
-package nat64conf
+package nat64
 
 // nonGlobalIPv4 lists the IPv4 ranges that the IANA IPv4 Special-Purpose
 // Address Registry (RFC 6890 and its updates) marks "Global: False", plus
