@@ -94,7 +94,7 @@ func (b backend) Stats() control.Stats {
 	}
 	for r, n := range c.Drops {
 		if n > 0 {
-			s.Drops[xlat.DropReason(r).String()] = n
+			s.Drops[nat64.DropReason(r).String()] = n
 		}
 	}
 	for _, p := range nat64.Transports {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64ctl/tunio"
 	"github.com/nat64kit/nat64kit/nat64ctl/xlat"
 )
@@ -106,7 +107,7 @@ func (w *worker) run() {
 			}
 			// A read error loses one packet (e.g. a super-packet with
 			// more segments than a batch has buffers); keep serving.
-			w.tr.Counters.Drops[xlat.TUNReadError]++
+			w.tr.Counters.Drops[nat64.TUNReadError]++
 			w.publish()
 			w.log.Warn("tun read", "err", err)
 			continue
@@ -165,7 +166,7 @@ func (w *worker) queue(buf, p []byte, start int, inPlace bool) {
 		return
 	}
 	if len(p)+tunio.WriteOffset > cap(s.spares[0]) {
-		w.tr.Counters.Drops[xlat.OutputFull]++
+		w.tr.Counters.Drops[nat64.OutputFull]++
 		return
 	}
 	if s.nextSpare == len(s.spares) {

@@ -41,7 +41,7 @@ func fill(b *testing.B, tab *Table, proto nat64.Transport, n int) {
 	var f Flow6
 	for i := range n {
 		benchFlow(&f, proto, i)
-		if _, _, r := tab.Outbound(&f, nat64.TCPSyn, 0); r != OK {
+		if _, _, r := tab.Outbound(&f, nat64.TCPSyn, 0); r != nat64.Translated {
 			b.Fatalf("fill %d: %v", i, r)
 		}
 	}
@@ -111,7 +111,7 @@ func BenchmarkInsert(b *testing.B) {
 	for b.Loop() {
 		benchFlow(&f, udp, i)
 		i++
-		if _, _, r := tab.Outbound(&f, 0, 0); r != OK {
+		if _, _, r := tab.Outbound(&f, 0, 0); r != nat64.Translated {
 			b.Fatal(r)
 		}
 	}
@@ -136,7 +136,7 @@ func BenchmarkLookup(b *testing.B) {
 			b.ResetTimer()
 			for b.Loop() {
 				now += 1000
-				if _, _, r := tab.Outbound(&flows[i&(picks-1)], 0, now); r != OK {
+				if _, _, r := tab.Outbound(&flows[i&(picks-1)], 0, now); r != nat64.Translated {
 					b.Fatal(r)
 				}
 				i++

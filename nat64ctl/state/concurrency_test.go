@@ -54,9 +54,9 @@ func TestConcurrentPacketPath(t *testing.T) {
 					flags = nat64.TCPRst
 				}
 				a, p, r := tab.Outbound(f, flags, now)
-				if r == OK {
+				if r == nat64.Translated {
 					d6, dp, r := tab.Inbound(reply4(f, a, p), nat64.TCPAck, nil, now)
-					if r == OK && (d6 != host || dp != port) {
+					if r == nat64.Translated && (d6 != host || dp != port) {
 						wrong.Add(1)
 					}
 					tab.LookupOutbound(f)

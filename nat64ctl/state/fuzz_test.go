@@ -72,12 +72,12 @@ func runOps(t *testing.T, ops []byte) {
 					fl.DstPort = fl.SrcPort
 				}
 				t4, p4, r := tab.Outbound(fl, flags, now)
-				if r == OK {
+				if r == nat64.Translated {
 					if !tab.OwnsIPv4(t4) && !isStatic4(statics, t4, p4) {
 						t.Fatalf("mapped to %v:%d outside pool4", t4, p4)
 					}
 					d6, dp, r2 := tab.Inbound(reply4(fl, t4, p4), nat64.TCPAck, nil, now)
-					if r2 != OK || d6 != fl.Src || dp != fl.SrcPort {
+					if r2 != nat64.Translated || d6 != fl.Src || dp != fl.SrcPort {
 						t.Fatalf("reply of %+v via %v:%d: %x %d %v", fl, t4, p4, d6, dp, r2)
 					}
 				}

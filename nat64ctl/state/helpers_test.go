@@ -75,7 +75,7 @@ func reply4(f *Flow6, t [4]byte, port uint16) *Flow4 {
 func mustOut(tb testing.TB, tab *Table, f *Flow6, flags uint8, now int64) ([4]byte, uint16) {
 	tb.Helper()
 	a, p, r := tab.Outbound(f, flags, now)
-	if r != OK {
+	if r != nat64.Translated {
 		tb.Fatalf("Outbound %+v: %v", f, r)
 	}
 	return a, p

@@ -49,61 +49,6 @@ type Flow4 struct {
 	DstPort uint16
 }
 
-// Result is what the table decided about a packet. Everything but OK means
-// "do not translate"; the names double as drop-counter labels.
-type Result uint8
-
-const (
-	// OK: translate with the returned address and port.
-	OK Result = iota
-	// NoBinding: an IPv4 packet with no BIB entry for its destination
-	// (the pipeline may answer ICMP Port Unreachable, or drop).
-	NoBinding
-	// Filtered: a BIB entry exists but address-dependent filtering
-	// refuses the sender (RFC 6146 §3.5.2.2 / §3.5.1.1): drop.
-	Filtered
-	// PoolExhausted: no pool4 port free for a new mapping; the pipeline
-	// answers ICMPv6 Destination Unreachable.
-	PoolExhausted
-	// SourceLimit: the IPv6 source holds MaxSessionsPerSource sessions.
-	SourceLimit
-	// TableFull: the table holds MaxSessions sessions.
-	TableFull
-	// HeldSYN: an IPv4 SYN stored for simultaneous open; do not send it.
-	HeldSYN
-	// HeldSYNFull: an IPv4 SYN that should be held, but the store is
-	// full: drop.
-	HeldSYNFull
-	// NotSYN: a TCP packet with no session that is not a SYN (RFC 6146
-	// CLOSED state only opens on SYN): drop.
-	NotSYN
-	// BadProtocol: not TCP, UDP or ICMP.
-	BadProtocol
-
-	// NumResults is the number of Result values, for counter arrays.
-	NumResults
-)
-
-var resultNames = [NumResults]string{
-	OK:            "ok",
-	NoBinding:     "no_binding",
-	Filtered:      "filtered",
-	PoolExhausted: "pool_exhausted",
-	SourceLimit:   "source_limit",
-	TableFull:     "table_full",
-	HeldSYN:       "held_syn",
-	HeldSYNFull:   "held_syn_full",
-	NotSYN:        "not_syn",
-	BadProtocol:   "bad_protocol",
-}
-
-func (r Result) String() string {
-	if r < NumResults {
-		return resultNames[r]
-	}
-	return "unknown"
-}
-
 // Options are knobs that nat64conf does not carry. The zero value gives
 // the defaults.
 type Options struct {
@@ -441,9 +386,9 @@ func remotePort4(f *Flow4) uint16 {
 // Outbound handles a packet from the IPv6 side: it finds or creates the
 // session (and BIB entry), runs the TCP state machine and returns the IPv4
 // source to translate to.
-func (t *Table) Outbound(f *Flow6, tcpFlags uint8, now int64) (src4 [4]byte, srcPort4 uint16, r Result) {
+func (t *Table) Outbound(f *Flow6, tcpFlags uint8, now int64) (src4 [4]byte, srcPort4 uint16, r nat64.DropReason) {
 	if protoIndex(f.Proto) < 0 {
-		return src4, 0, BadProtocol
+		return src4, 0, nat64.UnsupportedProto
 	}
 	rport := remotePort6(f)
 	h := t.hash.key6(uint8(f.Proto), &f.Src, f.SrcPort, f.Dst, rport)
@@ -454,13 +399,13 @@ func (t *Table) Outbound(f *Flow6, tcpFlags uint8, now int64) (src4 [4]byte, src
 		src4, srcPort4 = s.pool4, s.pport
 		t.touch(s, true, tcpFlags, now)
 		sh.mu.RUnlock()
-		return src4, srcPort4, OK
+		return src4, srcPort4, nat64.Translated
 	}
 	sh.mu.RUnlock()
 	if f.Proto == nat64.TCP && (tcpFlags&nat64.TCPSyn == 0 || tcpFlags&nat64.TCPRst != 0) {
 		// Cannot open a session: answer without the writer lock (after a
 		// restart every old connection's packets come this way).
-		return src4, 0, NotSYN
+		return src4, 0, nat64.NotSYN
 	}
 	t.mu.Lock()
 	src4, srcPort4, r = t.outboundLocked(f, rport, h, tcpFlags, now)
@@ -471,9 +416,9 @@ func (t *Table) Outbound(f *Flow6, tcpFlags uint8, now int64) (src4 [4]byte, src
 // Inbound handles a packet from the IPv4 side addressed to pool4: it finds
 // the session, or creates one when a BIB entry exists and filtering allows,
 // or holds a TCP SYN for simultaneous open (copying pkt).
-func (t *Table) Inbound(f *Flow4, tcpFlags uint8, pkt []byte, now int64) (dst6 [16]byte, dstPort6 uint16, r Result) {
+func (t *Table) Inbound(f *Flow4, tcpFlags uint8, pkt []byte, now int64) (dst6 [16]byte, dstPort6 uint16, r nat64.DropReason) {
 	if protoIndex(f.Proto) < 0 {
-		return dst6, 0, BadProtocol
+		return dst6, 0, nat64.UnsupportedProto
 	}
 	rport := remotePort4(f)
 	h := t.hash.key4(uint8(f.Proto), f.Src, rport, f.Dst, f.DstPort)
@@ -484,7 +429,7 @@ func (t *Table) Inbound(f *Flow4, tcpFlags uint8, pkt []byte, now int64) (dst6 [
 		dst6, dstPort6 = s.src6, s.sport
 		t.touch(s, false, tcpFlags, now)
 		sh.mu.RUnlock()
-		return dst6, dstPort6, OK
+		return dst6, dstPort6, nat64.Translated
 	}
 	sh.mu.RUnlock()
 	t.mu.Lock()

@@ -33,7 +33,7 @@ func TestUDPRoundTripAndEndpointIndependentMapping(t *testing.T) {
 		t.Fatalf("second destination got %v:%d, first %v:%d", t4b, p4b, t4, p4)
 	}
 	d6, dp, r := tab.Inbound(reply4(f, t4, p4), 0, nil, now)
-	if r != OK || d6 != f.Src || dp != f.SrcPort {
+	if r != nat64.Translated || d6 != f.Src || dp != f.SrcPort {
 		t.Fatalf("reply: %x %d %v", d6, dp, r)
 	}
 	if a, p, ok := tab.LookupOutbound(f); !ok || a != t4 || p != p4 {
@@ -55,7 +55,7 @@ func TestICMPIdentifiers(t *testing.T) {
 	t4, id4 := mustOut(t, tab, f, 0, 0)
 	// The reply carries the IPv4-side identifier in both port fields.
 	d6, id6, r := tab.Inbound(&Flow4{Proto: icmp, Src: a4(server), SrcPort: id4, Dst: t4, DstPort: id4}, 0, nil, sec)
-	if r != OK || d6 != f.Src || id6 != 7 {
+	if r != nat64.Translated || d6 != f.Src || id6 != 7 {
 		t.Fatalf("echo reply: %x %d %v", d6, id6, r)
 	}
 	// The same identifier from another host gets a different IPv4 one.
@@ -96,7 +96,7 @@ func TestTimeouts(t *testing.T) {
 			a, p := mustOut(t, tab, &Flow6{Proto: tcp, Src: f.Src, SrcPort: f.SrcPort, Dst: a4(other), DstPort: 1}, nat64.TCPSyn, now-sec)
 			// Endpoint-independent filtering lets a SYN from a new
 			// remote open a session on the existing BIB entry.
-			if _, _, r := tab.Inbound(reply4(f, a, p), nat64.TCPSyn, nil, now); r != OK {
+			if _, _, r := tab.Inbound(reply4(f, a, p), nat64.TCPSyn, nil, now); r != nat64.Translated {
 				t.Fatalf("incoming SYN: %v", r)
 			}
 			tab.Expire(now, nil) // drop nothing, but make sure the other session is not the one seen
@@ -168,11 +168,11 @@ func TestHeldSYNTimesOut(t *testing.T) {
 	tab := newTestTable(t, testInstance(nil), Options{MaxHeldSYNs: 2})
 	syn := []byte("an IPv4 SYN packet")
 	in := &Flow4{Proto: tcp, Src: a4(server), SrcPort: 4444, Dst: a4("203.0.113.1"), DstPort: 5555}
-	if _, _, r := tab.Inbound(in, nat64.TCPSyn, syn, 100*sec); r != HeldSYN {
+	if _, _, r := tab.Inbound(in, nat64.TCPSyn, syn, 100*sec); r != nat64.SYNHeld {
 		t.Fatalf("SYN without BIB: %v", r)
 	}
 	syn[0] = 'X' // the table must have copied it
-	if _, _, r := tab.Inbound(in, nat64.TCPSyn, syn, 101*sec); r != HeldSYN {
+	if _, _, r := tab.Inbound(in, nat64.TCPSyn, syn, 101*sec); r != nat64.SYNHeld {
 		t.Fatalf("retransmitted SYN: %v", r)
 	}
 	in2 := *in
@@ -180,17 +180,17 @@ func TestHeldSYNTimesOut(t *testing.T) {
 	tab.Inbound(&in2, nat64.TCPSyn, syn, 102*sec)
 	in3 := *in
 	in3.SrcPort += 2
-	if _, _, r := tab.Inbound(&in3, nat64.TCPSyn, syn, 102*sec); r != HeldSYNFull {
+	if _, _, r := tab.Inbound(&in3, nat64.TCPSyn, syn, 102*sec); r != nat64.HeldSYNFull {
 		t.Fatalf("third SYN with room for two: %v", r)
 	}
 	// Not a SYN, no BIB: nothing to hold.
-	if _, _, r := tab.Inbound(&in3, nat64.TCPAck, syn, 102*sec); r != NoBinding {
+	if _, _, r := tab.Inbound(&in3, nat64.TCPAck, syn, 102*sec); r != nat64.NoBinding {
 		t.Fatalf("ACK without BIB: %v", r)
 	}
 	// A port outside pool4 can never be mapped: no point holding.
 	in4 := *in
 	in4.DstPort = 80
-	if _, _, r := tab.Inbound(&in4, nat64.TCPSyn, syn, 102*sec); r != NoBinding {
+	if _, _, r := tab.Inbound(&in4, nat64.TCPSyn, syn, 102*sec); r != nat64.NoBinding {
 		t.Fatalf("SYN to a port outside pool4: %v", r)
 	}
 	var got [][]byte
@@ -208,7 +208,7 @@ func TestHeldSYNTimesOut(t *testing.T) {
 		t.Fatalf("second held SYN: %d released, %d held", len(got), tab.Stats().HeldSYNs)
 	}
 	// Room again.
-	if _, _, r := tab.Inbound(&in3, nat64.TCPSyn, syn, 109*sec); r != HeldSYN {
+	if _, _, r := tab.Inbound(&in3, nat64.TCPSyn, syn, 109*sec); r != nat64.SYNHeld {
 		t.Fatalf("after release: %v", r)
 	}
 	mustCheck(t, tab)
@@ -234,11 +234,11 @@ func TestSimultaneousOpen(t *testing.T) {
 	first := flow6(tcp, hostA, 6000, other, 443)
 	a, p := mustOut(t, tab, first, nat64.TCPSyn, 0)
 	in := &Flow4{Proto: tcp, Src: a4(server), SrcPort: 7000, Dst: a, DstPort: p}
-	if _, _, r := tab.Inbound(in, nat64.TCPSyn, []byte("syn"), sec); r != HeldSYN {
+	if _, _, r := tab.Inbound(in, nat64.TCPSyn, []byte("syn"), sec); r != nat64.SYNHeld {
 		t.Fatalf("ADF, unknown remote: %v", r)
 	}
 	out := flow6(tcp, hostA, 6000, server, 7000)
-	if a2, p2, r := tab.Outbound(out, nat64.TCPSyn, 2*sec); r != OK || a2 != a || p2 != p {
+	if a2, p2, r := tab.Outbound(out, nat64.TCPSyn, 2*sec); r != nat64.Translated || a2 != a || p2 != p {
 		t.Fatalf("IPv6 SYN: %v %d %v", a2, p2, r)
 	}
 	if e, ok := sessionOf(t, tab, out); !ok || e.State != Established {
@@ -261,23 +261,23 @@ func TestFiltering(t *testing.T) {
 		f := flow6(udp, hostA, 40000, server, 53)
 		a, p := mustOut(t, tab, f, 0, 0)
 		// Same address, other port: allowed by both (address-dependent).
-		if _, _, r := tab.Inbound(&Flow4{Proto: udp, Src: a4(server), SrcPort: 5353, Dst: a, DstPort: p}, 0, nil, sec); r != OK {
+		if _, _, r := tab.Inbound(&Flow4{Proto: udp, Src: a4(server), SrcPort: 5353, Dst: a, DstPort: p}, 0, nil, sec); r != nat64.Translated {
 			t.Fatalf("eif=%v: same remote address, other port: %v", eif, r)
 		}
 		// Another address: only endpoint-independent filtering lets it in.
 		_, _, r := tab.Inbound(&Flow4{Proto: udp, Src: a4(other), SrcPort: 53, Dst: a, DstPort: p}, 0, nil, sec)
-		if want := map[bool]Result{false: Filtered, true: OK}[eif]; r != want {
+		if want := map[bool]nat64.DropReason{false: nat64.Filtered, true: nat64.Translated}[eif]; r != want {
 			t.Fatalf("eif=%v: other remote: %v, want %v", eif, r, want)
 		}
 		// TCP SYN from an unknown remote: held under ADF, passed under EIF.
 		ft := flow6(tcp, hostA, 40001, server, 80)
 		a, p = mustOut(t, tab, ft, nat64.TCPSyn, 0)
 		_, _, r = tab.Inbound(&Flow4{Proto: tcp, Src: a4(other), SrcPort: 80, Dst: a, DstPort: p}, nat64.TCPSyn, []byte{1}, sec)
-		if want := map[bool]Result{false: HeldSYN, true: OK}[eif]; r != want {
+		if want := map[bool]nat64.DropReason{false: nat64.SYNHeld, true: nat64.Translated}[eif]; r != want {
 			t.Fatalf("eif=%v: TCP SYN from other remote: %v, want %v", eif, r, want)
 		}
 		// No BIB at all.
-		if _, _, r := tab.Inbound(&Flow4{Proto: udp, Src: a4(other), SrcPort: 53, Dst: a, DstPort: 9}, 0, nil, sec); r != NoBinding {
+		if _, _, r := tab.Inbound(&Flow4{Proto: udp, Src: a4(other), SrcPort: 53, Dst: a, DstPort: 9}, 0, nil, sec); r != nat64.NoBinding {
 			t.Fatalf("eif=%v: no BIB: %v", eif, r)
 		}
 		mustCheck(t, tab)
@@ -296,7 +296,7 @@ func TestPoolExhaustion(t *testing.T) {
 		}
 		seen[p] = true
 	}
-	if _, _, r := tab.Outbound(flow6(udp, hostB, 30000, server, 53), 0, 0); r != PoolExhausted {
+	if _, _, r := tab.Outbound(flow6(udp, hostB, 30000, server, 53), 0, 0); r != nat64.Pool4Exhausted {
 		t.Fatalf("fifth mapping: %v", r)
 	}
 	// Other protocols have their own ports.
@@ -314,14 +314,14 @@ func TestLimits(t *testing.T) {
 	for i := range 3 {
 		mustOut(t, tab, flow6(udp, hostA, 1000, server, uint16(i+1)), 0, 0)
 	}
-	if _, _, r := tab.Outbound(flow6(udp, hostA, 1001, server, 1), 0, 0); r != SourceLimit {
+	if _, _, r := tab.Outbound(flow6(udp, hostA, 1001, server, 1), 0, 0); r != nat64.SessionLimit {
 		t.Fatalf("4th session of a host: %v", r)
 	}
 	// Existing sessions still work.
 	mustOut(t, tab, flow6(udp, hostA, 1000, server, 2), 0, 0)
 	mustOut(t, tab, flow6(udp, hostB, 1000, server, 1), 0, 0)
 	mustOut(t, tab, flow6(udp, hostB, 1000, server, 2), 0, 0)
-	if _, _, r := tab.Outbound(flow6(udp, "2001:db8:1::c", 1000, server, 1), 0, 0); r != TableFull {
+	if _, _, r := tab.Outbound(flow6(udp, "2001:db8:1::c", 1000, server, 1), 0, 0); r != nat64.TableFull {
 		t.Fatalf("6th session: %v", r)
 	}
 	mustCheck(t, tab)
@@ -338,14 +338,14 @@ func TestLimitsInbound(t *testing.T) {
 		in.MaxSessionsPerSource = 2
 		in.Static = []nat64conf.StaticBIB{{Proto: udp, IPv6: netip.MustParseAddrPort("[2001:db8:10::53]:53"), IPv4: netip.MustParseAddrPort("203.0.113.1:5353")}}
 	}), Options{})
-	q := func(port uint16) Result {
+	q := func(port uint16) nat64.DropReason {
 		_, _, r := tab.Inbound(&Flow4{Proto: udp, Src: a4(server), SrcPort: port, Dst: a4("203.0.113.1"), DstPort: 5353}, 0, nil, 0)
 		return r
 	}
-	if q(1) != OK || q(2) != OK {
+	if q(1) != nat64.Translated || q(2) != nat64.Translated {
 		t.Fatal("first two clients refused")
 	}
-	if r := q(3); r != SourceLimit {
+	if r := q(3); r != nat64.SessionLimit {
 		t.Fatalf("third client: %v", r)
 	}
 	mustCheck(t, tab)
@@ -396,11 +396,11 @@ func TestStaticBIB(t *testing.T) {
 	// IPv4-initiated connection.
 	syn := &Flow4{Proto: tcp, Src: a4(server), SrcPort: 50000, Dst: a4("203.0.113.9"), DstPort: 2001}
 	d6, dp, r := tab.Inbound(syn, nat64.TCPSyn, nil, 0)
-	if r != OK || d6 != srv.Addr().As16() || dp != 80 {
+	if r != nat64.Translated || d6 != srv.Addr().As16() || dp != 80 {
 		t.Fatalf("SYN to the static entry: %x %d %v", d6, dp, r)
 	}
 	back := &Flow6{Proto: tcp, Src: d6, SrcPort: 80, Dst: a4(server), DstPort: 50000}
-	if a, p, r := tab.Outbound(back, nat64.TCPSyn|nat64.TCPAck, sec); r != OK || p != 2001 || a != a4("203.0.113.9") {
+	if a, p, r := tab.Outbound(back, nat64.TCPSyn|nat64.TCPAck, sec); r != nat64.Translated || p != 2001 || a != a4("203.0.113.9") {
 		t.Fatalf("SYN-ACK: %v %d %v", a, p, r)
 	}
 	if e, _ := sessionOf(t, tab, back); e.State != Established {
@@ -413,7 +413,7 @@ func TestStaticBIB(t *testing.T) {
 			t.Fatal("dynamic mapping got the static port")
 		}
 	}
-	if _, _, r := tab.Outbound(flow6(tcp, hostA, 2001, server, 80), nat64.TCPSyn, 0); r != PoolExhausted {
+	if _, _, r := tab.Outbound(flow6(tcp, hostA, 2001, server, 80), nat64.TCPSyn, 0); r != nat64.Pool4Exhausted {
 		t.Fatalf("fourth dynamic mapping: %v", r)
 	}
 	// The static entry outlives its sessions.
@@ -422,7 +422,7 @@ func TestStaticBIB(t *testing.T) {
 	if st.TCP.BIB != 1 || st.TCP.StaticBIB != 1 || st.TCP.Sessions != 0 {
 		t.Fatalf("after expiry: %+v", st.TCP)
 	}
-	if _, _, r := tab.Inbound(syn, nat64.TCPSyn, nil, 3*3600*sec); r != OK {
+	if _, _, r := tab.Inbound(syn, nat64.TCPSyn, nil, 3*3600*sec); r != nat64.Translated {
 		t.Fatalf("SYN after expiry: %v", r)
 	}
 	mustCheck(t, tab)
@@ -438,7 +438,7 @@ func TestStaticBIB(t *testing.T) {
 		t.Fatal("two static entries on one IPv4 port accepted")
 	}
 	q := &Flow4{Proto: udp, Src: a4(server), SrcPort: 999, Dst: a4("203.0.113.9"), DstPort: 2002}
-	if _, _, r := tab.Inbound(q, 0, nil, 3*3600*sec); r != OK {
+	if _, _, r := tab.Inbound(q, 0, nil, 3*3600*sec); r != nat64.Translated {
 		t.Fatalf("query to the added entry: %v", r)
 	}
 	if err := tab.RemoveStatic(nat64conf.StaticBIB{Proto: udp, IPv4: u.IPv4}); err != nil {
@@ -562,7 +562,7 @@ func TestPairedOverflow(t *testing.T) {
 	if len(m) != 2 || m[a4("203.0.113.8")] != 4 {
 		t.Fatalf("%v", m)
 	}
-	if _, _, r := tab.Outbound(flow6(udp, hostA, 6000, server, 53), 0, 0); r != PoolExhausted {
+	if _, _, r := tab.Outbound(flow6(udp, hostA, 6000, server, 53), 0, 0); r != nat64.Pool4Exhausted {
 		t.Fatal(r)
 	}
 	mustCheck(t, tab)
@@ -571,11 +571,11 @@ func TestPairedOverflow(t *testing.T) {
 func TestTCPNeedsSYN(t *testing.T) {
 	tab := newTestTable(t, testInstance(nil), Options{})
 	for _, flags := range []uint8{nat64.TCPAck, nat64.TCPFin | nat64.TCPAck, nat64.TCPRst, nat64.TCPSyn | nat64.TCPRst} {
-		if _, _, r := tab.Outbound(flow6(tcp, hostA, 1234, server, 80), flags, 0); r != NotSYN {
+		if _, _, r := tab.Outbound(flow6(tcp, hostA, 1234, server, 80), flags, 0); r != nat64.NotSYN {
 			t.Fatalf("flags %#x without session: %v", flags, r)
 		}
 	}
-	if _, _, r := tab.Outbound(&Flow6{Proto: 47}, 0, 0); r != BadProtocol {
+	if _, _, r := tab.Outbound(&Flow6{Proto: 47}, 0, 0); r != nat64.UnsupportedProto {
 		t.Fatal(r)
 	}
 	if tab.Stats().Sessions != 0 {
@@ -617,7 +617,7 @@ func TestReconfigure(t *testing.T) {
 	s80 := &Flow4{Proto: tcp, Src: a4(server), SrcPort: 4000, Dst: a4("203.0.113.1"), DstPort: 1500}
 	s81 := &Flow4{Proto: tcp, Src: a4(server), SrcPort: 4000, Dst: a4("203.0.113.1"), DstPort: 1501}
 	for _, f := range []*Flow4{s80, s81} {
-		if _, _, r := tab.Inbound(f, nat64.TCPSyn, nil, 0); r != OK {
+		if _, _, r := tab.Inbound(f, nat64.TCPSyn, nil, 0); r != nat64.Translated {
 			t.Fatal(r)
 		}
 	}
@@ -746,7 +746,7 @@ func TestHeldSYNSupersededByReconfigure(t *testing.T) {
 	tab := newTestTable(t, in, Options{})
 	a, p := mustOut(t, tab, flow6(tcp, hostA, 6000, other, 443), nat64.TCPSyn, 0)
 	syn := &Flow4{Proto: tcp, Src: a4(server), SrcPort: 7000, Dst: a, DstPort: p}
-	if _, _, r := tab.Inbound(syn, nat64.TCPSyn, []byte("syn"), sec); r != HeldSYN {
+	if _, _, r := tab.Inbound(syn, nat64.TCPSyn, []byte("syn"), sec); r != nat64.SYNHeld {
 		t.Fatal(r)
 	}
 	eif := *in
@@ -754,7 +754,7 @@ func TestHeldSYNSupersededByReconfigure(t *testing.T) {
 	if err := tab.Reconfigure(&eif); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, r := tab.Inbound(syn, nat64.TCPSyn, []byte("syn"), 2*sec); r != OK {
+	if _, _, r := tab.Inbound(syn, nat64.TCPSyn, []byte("syn"), 2*sec); r != nat64.Translated {
 		t.Fatalf("retransmitted SYN under EIF: %v", r)
 	}
 	called := false
@@ -792,7 +792,7 @@ func TestHairpin(t *testing.T) {
 	}
 	t1, p1 := mustOut(t, tab, out, nat64.TCPSyn, 0)
 	d6, dp, r := tab.Inbound(&Flow4{Proto: tcp, Src: t1, SrcPort: p1, Dst: out.Dst, DstPort: out.DstPort}, nat64.TCPSyn, nil, 0)
-	if r != OK || d6 != srv.Addr().As16() || dp != 80 {
+	if r != nat64.Translated || d6 != srv.Addr().As16() || dp != 80 {
 		t.Fatalf("hairpin inbound: %x %d %v", d6, dp, r)
 	}
 	// The server's answer goes the same way back.
@@ -802,7 +802,7 @@ func TestHairpin(t *testing.T) {
 		t.Fatalf("server answered from %v:%d", a, p)
 	}
 	d6, dp, r = tab.Inbound(&Flow4{Proto: tcp, Src: a, SrcPort: p, Dst: t1, DstPort: p1}, nat64.TCPSyn|nat64.TCPAck, nil, 0)
-	if r != OK || d6 != out.Src || dp != out.SrcPort {
+	if r != nat64.Translated || d6 != out.Src || dp != out.SrcPort {
 		t.Fatalf("answer to the client: %x %d %v", d6, dp, r)
 	}
 	mustCheck(t, tab)

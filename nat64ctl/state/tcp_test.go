@@ -96,13 +96,13 @@ func TestTCPStateMachine(t *testing.T) {
 					before = e.Expires
 				}
 				now += sec
-				var r Result
+				var r nat64.DropReason
 				if st.from6 {
 					_, _, r = tab.Outbound(f6, st.flags, now)
 				} else {
 					_, _, r = tab.Inbound(f4, st.flags, nil, now)
 				}
-				if r != OK {
+				if r != nat64.Translated {
 					t.Fatalf("step %d: %v", i, r)
 				}
 			}

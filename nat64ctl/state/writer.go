@@ -9,13 +9,13 @@ import (
 
 // Everything in this file runs with t.mu held.
 
-func (t *Table) outboundLocked(f *Flow6, rport uint16, h uint64, flags uint8, now int64) ([4]byte, uint16, Result) {
+func (t *Table) outboundLocked(f *Flow6, rport uint16, h uint64, flags uint8, now int64) ([4]byte, uint16, nat64.DropReason) {
 	// Another goroutine may have created the session since the read-locked
 	// miss; no other writer can run now, so the index is read unlocked.
 	if ref, ok := t.find6(&t.shard6[h>>t.shShift], uint32(h), f, rport); ok {
 		s := t.sess(ref)
 		t.touch(s, true, flags, now)
-		return s.pool4, s.pport, OK
+		return s.pool4, s.pport, nat64.Translated
 	}
 	t.lastNow = now
 	p := t.params.Load()
@@ -25,7 +25,7 @@ func (t *Table) outboundLocked(f *Flow6, rport uint16, h uint64, flags uint8, no
 	case nat64.TCP:
 		// CLOSED state: only a SYN opens a session.
 		if flags&nat64.TCPSyn == 0 || flags&nat64.TCPRst != 0 {
-			return [4]byte{}, 0, NotSYN
+			return [4]byte{}, 0, nat64.NotSYN
 		}
 		st, exp = V6Init, now+p.tcpTrans
 	case nat64.UDP:
@@ -34,16 +34,16 @@ func (t *Table) outboundLocked(f *Flow6, rport uint16, h uint64, flags uint8, no
 		exp = now + p.icmp
 	}
 	if t.nsess >= p.maxSessions {
-		return [4]byte{}, 0, TableFull
+		return [4]byte{}, 0, nat64.TableFull
 	}
 	if int(t.srcs[f.Src].sessions) >= p.maxPerSource {
-		return [4]byte{}, 0, SourceLimit
+		return [4]byte{}, 0, nat64.SessionLimit
 	}
 	bref, ok := t.findBIB6(f.Proto, &f.Src, f.SrcPort)
 	if !ok {
 		a, port, ok := t.allocate(pi, f.Proto, &f.Src, f.SrcPort)
 		if !ok {
-			return [4]byte{}, 0, PoolExhausted
+			return [4]byte{}, 0, nat64.Pool4Exhausted
 		}
 		bref = t.newBIB(f.Proto, f.Src, f.SrcPort, a, port, false)
 	}
@@ -56,14 +56,14 @@ func (t *Table) outboundLocked(f *Flow6, rport uint16, h uint64, flags uint8, no
 		}
 	}
 	t.newSession(bref, be, f.Dst, rport, st, exp, now)
-	return be.pool4, be.pport, OK
+	return be.pool4, be.pport, nat64.Translated
 }
 
-func (t *Table) inboundLocked(f *Flow4, rport uint16, h uint64, flags uint8, pkt []byte, now int64) ([16]byte, uint16, Result) {
+func (t *Table) inboundLocked(f *Flow4, rport uint16, h uint64, flags uint8, pkt []byte, now int64) ([16]byte, uint16, nat64.DropReason) {
 	if ref, ok := t.find4(&t.shard4[h>>t.shShift], uint32(h), f, rport); ok {
 		s := t.sess(ref)
 		t.touch(s, false, flags, now)
-		return s.src6, s.sport, OK
+		return s.src6, s.sport, nat64.Translated
 	}
 	t.lastNow = now
 	p := t.params.Load()
@@ -81,13 +81,13 @@ func (t *Table) inboundLocked(f *Flow4, rport uint16, h uint64, flags uint8, pkt
 	case nat64.TCP:
 		if flags&nat64.TCPSyn == 0 || flags&nat64.TCPRst != 0 {
 			if !haveBIB {
-				return [16]byte{}, 0, NoBinding
+				return [16]byte{}, 0, nat64.NoBinding
 			}
-			return [16]byte{}, 0, NotSYN
+			return [16]byte{}, 0, nat64.NotSYN
 		}
 		if !allowed {
 			if !haveBIB && !t.pool.Load().contains(f.Dst, f.DstPort) {
-				return [16]byte{}, 0, NoBinding // no IPv6 SYN could ever claim it
+				return [16]byte{}, 0, nat64.NoBinding // no IPv6 SYN could ever claim it
 			}
 			return [16]byte{}, 0, t.holdSYN(f, pkt, now)
 		}
@@ -98,16 +98,16 @@ func (t *Table) inboundLocked(f *Flow4, rport uint16, h uint64, flags uint8, pkt
 		exp = now + p.icmp
 	}
 	if !haveBIB {
-		return [16]byte{}, 0, NoBinding
+		return [16]byte{}, 0, nat64.NoBinding
 	}
 	if !allowed {
-		return [16]byte{}, 0, Filtered
+		return [16]byte{}, 0, nat64.Filtered
 	}
 	if t.nsess >= p.maxSessions {
-		return [16]byte{}, 0, TableFull
+		return [16]byte{}, 0, nat64.TableFull
 	}
 	if int(t.srcs[be.src6].sessions) >= p.maxPerSource {
-		return [16]byte{}, 0, SourceLimit
+		return [16]byte{}, 0, nat64.SessionLimit
 	}
 	if f.Proto == nat64.TCP && t.held.n > 0 {
 		// A SYN held earlier (say, before a Reconfigure to endpoint-
@@ -116,18 +116,18 @@ func (t *Table) inboundLocked(f *Flow4, rport uint16, h uint64, flags uint8, pkt
 		t.held.drop(Flow4{Proto: nat64.TCP, Src: f.Src, SrcPort: f.SrcPort, Dst: f.Dst, DstPort: f.DstPort})
 	}
 	t.newSession(bref, be, f.Src, rport, st, exp, now)
-	return be.src6, be.sport, OK
+	return be.src6, be.sport, nat64.Translated
 }
 
-func (t *Table) holdSYN(f *Flow4, pkt []byte, now int64) Result {
+func (t *Table) holdSYN(f *Flow4, pkt []byte, now int64) nat64.DropReason {
 	key := Flow4{Proto: nat64.TCP, Src: f.Src, SrcPort: f.SrcPort, Dst: f.Dst, DstPort: f.DstPort}
 	if t.held.has(key) {
-		return HeldSYN // a retransmission; the first copy stays
+		return nat64.SYNHeld // a retransmission; the first copy stays
 	}
 	if !t.held.add(key, pkt, now) {
-		return HeldSYNFull
+		return nat64.HeldSYNFull
 	}
-	return HeldSYN
+	return nat64.SYNHeld
 }
 
 // bibTalksTo is the address-dependent filtering test: does the BIB entry

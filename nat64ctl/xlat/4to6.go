@@ -7,7 +7,7 @@ import (
 )
 
 // packet4to6 carries one IPv4 packet through the steps of from4. Each step
-// returns Translated to go on, or the reason to drop.
+// returns nat64.Translated to go on, or the reason to drop.
 type packet4to6 struct {
 	buf      []byte
 	off      int
@@ -35,21 +35,21 @@ type packet4to6 struct {
 // from4 is the IPv4 -> IPv6 pipeline. hairpin is set when the packet is the
 // IPv4 form of an IPv6 packet translated a moment ago (its hop limit was
 // already decremented).
-func (t *Translator) from4(buf []byte, off, n int, now int64, out *Output, hairpin bool) DropReason {
+func (t *Translator) from4(buf []byte, off, n int, now int64, out *Output, hairpin bool) nat64.DropReason {
 	x := packet4to6{buf: buf, off: off, p: buf[off : off+n], hairpin: hairpin}
-	if r := t.determineIncomingTuple4(&x, out); r != Translated {
+	if r := t.determineIncomingTuple4(&x, out); r != nat64.Translated {
 		return r
 	}
 	if x.in.Proto == nat64.ProtoICMPv4 && packet.IsICMPv4Error(x.l4[0]) {
 		if hairpin {
-			return UntranslatableICMP
+			return nat64.UntranslatableICMP
 		}
 		return t.icmpError4to6(x.p[:x.in.Len], &x.in, x.ttl, out)
 	}
-	if r := t.filterAndUpdate4(&x, now); r != Translated {
+	if r := t.filterAndUpdate4(&x, now); r != nat64.Translated {
 		return r
 	}
-	if r := t.checkSize4to6(&x, out); r != Translated {
+	if r := t.checkSize4to6(&x, out); r != nat64.Translated {
 		return r
 	}
 	// The upper layer first: it does not move, the headers grow in front.
@@ -65,24 +65,24 @@ func (t *Translator) from4(buf []byte, off, n int, now int64, out *Output, hairp
 
 // determineIncomingTuple4 is RFC 6146 §3.4 for an IPv4 packet: it parses
 // and checks the packet and reads its 5-tuple.
-func (t *Translator) determineIncomingTuple4(x *packet4to6, out *Output) DropReason {
+func (t *Translator) determineIncomingTuple4(x *packet4to6, out *Output) nat64.DropReason {
 	in := &x.in
 	if packet.ParseIPv4(x.p, in) != packet.OK {
-		return MalformedIPv4
+		return nat64.MalformedIPv4
 	}
 	h := packet.IPv4(x.p)
 	x.src4, x.dst4 = h.Src(), h.Dst()
 	if !t.tbl.OwnsIPv4(x.dst4) {
-		return NotPool4
+		return nat64.NotPool4
 	}
 	if !t.prefix.CanCarry(x.src4) {
-		return SrcNotEmbeddable
+		return nat64.SrcNotEmbeddable
 	}
 	x.ttl = h.TTL()
 	if !x.hairpin {
 		if x.ttl <= 1 {
 			t.icmp4Error(x.p[:in.Len], in, packet.ICMPv4TimeExceeded, 0, 0, out)
-			return TTLExpired
+			return nat64.TTLExpired
 		}
 		x.ttl--
 	}
@@ -106,10 +106,10 @@ func (t *Translator) determineIncomingTuple4(x *packet4to6, out *Output) DropRea
 			u := packet.UDP(x.l4)
 			if u.Checksum() == 0 {
 				if in.Fragmented {
-					return FragmentedZeroChecksumUDP
+					return nat64.FragmentedZeroChecksumUDP
 				}
 				if t.dropZeroUDP {
-					return ZeroChecksumUDP
+					return nat64.ZeroChecksumUDP
 				}
 				x.zeroUDP = true
 			}
@@ -117,68 +117,68 @@ func (t *Translator) determineIncomingTuple4(x *packet4to6, out *Output) DropRea
 		}
 	case nat64.ProtoICMPv4:
 		if in.Fragmented {
-			return FragmentedICMP
+			return nat64.FragmentedICMP
 		}
 		ic := packet.ICMPv4(x.l4)
 		if packet.IsICMPv4Error(ic.Type()) {
-			return Translated // from4 hands it to icmpError4to6
+			return nat64.Translated // from4 hands it to icmpError4to6
 		}
 		if ic.Type() != packet.ICMPv4EchoRequest && ic.Type() != packet.ICMPv4EchoReply || ic.Code() != 0 {
-			return UntranslatableICMP
+			return nat64.UntranslatableICMP
 		}
 		x.flow.Proto = nat64.ICMP
 		x.flow.SrcPort, x.flow.DstPort = ic.Ident(), ic.Ident()
 	default:
-		return UnsupportedProto
+		return nat64.UnsupportedProto
 	}
-	return Translated
+	return nat64.Translated
 }
 
 // filterAndUpdate4 is RFC 6146 §3.5 and §3.6 for an IPv4 packet: the
 // session (and filtering) decides the IPv6 destination; the source is the
 // IPv4 source embedded in our prefix. A later fragment takes the
 // destination its first fragment got.
-func (t *Translator) filterAndUpdate4(x *packet4to6, now int64) DropReason {
+func (t *Translator) filterAndUpdate4(x *packet4to6, now int64) nat64.DropReason {
 	if !x.in.HasL4Header() {
 		a, ok := t.frags.get(&x.frag, now)
 		if !ok {
-			return FragmentNoState
+			return nat64.FragmentNoState
 		}
 		x.dst6 = *a
 	} else {
-		var r state.Result
+		var r nat64.DropReason
 		x.dst6, x.port6, r = t.tbl.Inbound(&x.flow, x.tcpFlags, x.p[:x.in.Len], now)
-		if r != state.OK {
-			return stateDrop(r)
+		if r != nat64.Translated {
+			return r
 		}
 		if x.in.Fragmented {
 			t.frags.put(&x.frag, &x.dst6, now)
 		}
 	}
 	x.src6 = t.prefix.Embed(x.src4)
-	return Translated
+	return nat64.Translated
 }
 
 // checkSize4to6 decides whether the IPv6 packet fits the IPv6 MTU. One that
 // does not is fragmented, unless DF is set: then the sender gets
 // Fragmentation Needed with the MTU that fits (RFC 7915 §4).
-func (t *Translator) checkSize4to6(x *packet4to6, out *Output) DropReason {
+func (t *Translator) checkSize4to6(x *packet4to6, out *Output) nat64.DropReason {
 	if x.in.Fragmented {
 		x.fragHdr = packet.FragmentLen
 	}
 	x.split = packet.IPv6HeaderLen+x.fragHdr+len(x.l4) > t.mtu6
 	if x.split && x.in.DF {
 		if x.hairpin {
-			return PacketTooBigSent
+			return nat64.PacketTooBigSent
 		}
 		mtu := t.mtu6 - packet.IPv6HeaderLen + packet.IPv4MinHeader - x.fragHdr
 		t.icmp4Error(x.p[:x.in.Len], &x.in, packet.ICMPv4DestUnreach, packet.ICMPv4CodeFragNeeded, uint32(mtu), out)
-		return FragNeededSent
+		return nat64.FragNeededSent
 	}
 	if x.off+x.in.L4Off-packet.IPv6HeaderLen-x.fragHdr < 0 {
-		return NoHeadroom
+		return nat64.NoHeadroom
 	}
-	return Translated
+	return nat64.Translated
 }
 
 // translateUpperLayer4to6 rewrites the destination port (the identifier
@@ -249,18 +249,18 @@ func (t *Translator) translate4to6(x *packet4to6) (start, end int) {
 }
 
 // handOver4to6 queues the IPv6 packet buf[start:end].
-func (t *Translator) handOver4to6(x *packet4to6, start, end int, out *Output) DropReason {
+func (t *Translator) handOver4to6(x *packet4to6, start, end int, out *Output) nat64.DropReason {
 	t.count(FourToSix, x.in.Proto, x.buf[start:end])
 	if !out.pushInPlace(x.buf, start, end) {
-		return OutputFull
+		return nat64.OutputFull
 	}
-	return Translated
+	return nat64.Translated
 }
 
 // fragment6 emits the upper layer (a whole datagram, or a fragment of one
 // that starts at its FragOffset) as IPv6 fragments no larger than the IPv6
 // MTU (which is at least 1280), into the Output's arena (RFC 7915 §4).
-func (t *Translator) fragment6(x *packet4to6, out *Output) DropReason {
+func (t *Translator) fragment6(x *packet4to6, out *Output) nat64.DropReason {
 	h := packet.IPv4(x.p)
 	data := x.l4
 	maxPay := (t.mtu6 - packet.IPv6HeaderLen - packet.FragmentLen) &^ 7
@@ -277,7 +277,7 @@ func (t *Translator) fragment6(x *packet4to6, out *Output) DropReason {
 		b := out.alloc(packet.IPv6HeaderLen + packet.FragmentLen + len(chunk))
 		if b == nil {
 			out.Reset()
-			return OutputFull
+			return nat64.OutputFull
 		}
 		ip.PayloadLen = uint16(packet.FragmentLen + len(chunk))
 		packet.IPv6(b).Encode(&ip)
@@ -288,7 +288,7 @@ func (t *Translator) fragment6(x *packet4to6, out *Output) DropReason {
 		out.push(b)
 		t.count(FourToSix, x.in.Proto, b)
 	}
-	return Translated
+	return nat64.Translated
 }
 
 // echo4to6 is the reverse of echo6to4; length is the ICMP message length

@@ -7,7 +7,7 @@ import (
 )
 
 // packet6to4 carries one IPv6 packet through the steps of from6. Each step
-// returns Translated to go on, or the reason to drop.
+// returns nat64.Translated to go on, or the reason to drop.
 type packet6to4 struct {
 	buf      []byte
 	off      int
@@ -28,18 +28,18 @@ type packet6to4 struct {
 }
 
 // from6 is the IPv6 -> IPv4 pipeline.
-func (t *Translator) from6(buf []byte, off, n int, now int64, out *Output) DropReason {
+func (t *Translator) from6(buf []byte, off, n int, now int64, out *Output) nat64.DropReason {
 	x := packet6to4{buf: buf, off: off, p: buf[off : off+n]}
-	if r := t.determineIncomingTuple6(&x, out); r != Translated {
+	if r := t.determineIncomingTuple6(&x, out); r != nat64.Translated {
 		return r
 	}
 	if x.in.Proto == nat64.ProtoICMPv6 && packet.IsICMPv6Error(x.l4[0]) {
 		return t.icmpError6to4(x.p[:x.in.Len], &x.in, x.z, now, out)
 	}
-	if r := t.filterAndUpdate6(&x, now, out); r != Translated {
+	if r := t.filterAndUpdate6(&x, now, out); r != nat64.Translated {
 		return r
 	}
-	if r := t.checkSize6to4(&x, out); r != Translated {
+	if r := t.checkSize6to4(&x, out); r != nat64.Translated {
 		return r
 	}
 	start, end := t.translate6to4(&x)
@@ -49,26 +49,26 @@ func (t *Translator) from6(buf []byte, off, n int, now int64, out *Output) DropR
 // determineIncomingTuple6 is RFC 6146 §3.4 for an IPv6 packet: it parses
 // and checks the packet and reads its 5-tuple (for ICMP echo, the
 // identifier stands for both ports).
-func (t *Translator) determineIncomingTuple6(x *packet6to4, out *Output) DropReason {
+func (t *Translator) determineIncomingTuple6(x *packet6to4, out *Output) nat64.DropReason {
 	in := &x.in
 	if packet.ParseIPv6(x.p, in) != packet.OK {
-		return MalformedIPv6
+		return nat64.MalformedIPv6
 	}
 	h := packet.IPv6(x.p)
 	x.src6, x.dst6 = h.Src(), h.Dst()
 	z, ok := t.prefix.Extract(x.dst6)
 	if !ok {
-		return NotPool6
+		return nat64.NotPool6
 	}
 	x.z = z
 	if h.HopLimit() <= 1 {
 		t.icmp6Error(x.p[:in.Len], in, packet.ICMPv6TimeExceeded, 0, 0, out)
-		return TTLExpired
+		return nat64.TTLExpired
 	}
 	if in.SegLeftOff != 0 {
 		// RFC 7915 §5.1: Parameter Problem code 0 pointing at Segments Left.
 		t.icmp6Error(x.p[:in.Len], in, packet.ICMPv6ParamProblem, 0, uint32(in.SegLeftOff), out)
-		return SegmentsLeft
+		return nat64.SegmentsLeft
 	}
 	x.flow.Src, x.flow.Dst = x.src6, z
 	x.l4 = x.p[in.L4Off:in.Len]
@@ -87,49 +87,49 @@ func (t *Translator) determineIncomingTuple6(x *packet6to4, out *Output) DropRea
 		if in.HasL4Header() {
 			u := packet.UDP(x.l4)
 			if u.Checksum() == 0 {
-				return UDP6ZeroChecksum
+				return nat64.UDP6ZeroChecksum
 			}
 			x.flow.SrcPort, x.flow.DstPort = u.SrcPort(), u.DstPort()
 		}
 	case nat64.ProtoICMPv6:
 		if in.Fragmented {
-			return FragmentedICMP
+			return nat64.FragmentedICMP
 		}
 		ic := packet.ICMPv6(x.l4)
 		if packet.IsICMPv6Error(ic.Type()) {
-			return Translated // from6 hands it to icmpError6to4
+			return nat64.Translated // from6 hands it to icmpError6to4
 		}
 		if ic.Type() != packet.ICMPv6EchoRequest && ic.Type() != packet.ICMPv6EchoReply || ic.Code() != 0 {
-			return UntranslatableICMP
+			return nat64.UntranslatableICMP
 		}
 		x.flow.Proto = nat64.ICMP
 		x.flow.SrcPort, x.flow.DstPort = ic.Ident(), ic.Ident()
 	default:
-		return UnsupportedProto
+		return nat64.UnsupportedProto
 	}
-	return Translated
+	return nat64.Translated
 }
 
 // filterAndUpdate6 is RFC 6146 §3.5 (filtering and updating the BIB and
 // session tables) and §3.6 (computing the outgoing tuple). A later
 // fragment carries no ports: it takes the source its first fragment got.
-func (t *Translator) filterAndUpdate6(x *packet6to4, now int64, out *Output) DropReason {
+func (t *Translator) filterAndUpdate6(x *packet6to4, now int64, out *Output) nat64.DropReason {
 	if !x.in.HasL4Header() {
 		a, ok := t.frags.get(&x.frag, now)
 		if !ok {
-			return FragmentNoState
+			return nat64.FragmentNoState
 		}
 		copy(x.src4[:], a[:4])
 	} else {
-		var r state.Result
+		var r nat64.DropReason
 		x.src4, x.port4, r = t.tbl.Outbound(&x.flow, x.tcpFlags, now)
-		if r != state.OK {
-			if r == state.PoolExhausted {
+		if r != nat64.Translated {
+			if r == nat64.Pool4Exhausted {
 				// RFC 6146 §3.5.1.1: Destination Unreachable, Address
 				// Unreachable.
 				t.icmp6Error(x.p[:x.in.Len], &x.in, packet.ICMPv6DestUnreach, 3, 0, out)
 			}
-			return stateDrop(r)
+			return r
 		}
 		if x.in.Fragmented {
 			var a [16]byte
@@ -138,18 +138,18 @@ func (t *Translator) filterAndUpdate6(x *packet6to4, now int64, out *Output) Dro
 		}
 	}
 	x.hairpin = t.tbl.OwnsIPv4(x.z)
-	return Translated
+	return nat64.Translated
 }
 
 // checkSize6to4 answers a packet too big for the IPv4 side with Packet Too
 // Big (RFC 7915 §5.1), reporting the IPv4 MTU plus the header difference.
-func (t *Translator) checkSize6to4(x *packet6to4, out *Output) DropReason {
+func (t *Translator) checkSize6to4(x *packet6to4, out *Output) nat64.DropReason {
 	if packet.IPv4MinHeader+len(x.l4) <= t.mtu4 || x.hairpin {
-		return Translated
+		return nat64.Translated
 	}
 	mtu := max(t.mtu4+20, packet.IPv6MinMTU)
 	t.icmp6Error(x.p[:x.in.Len], &x.in, packet.ICMPv6PacketTooBig, 0, uint32(mtu), out)
-	return PacketTooBigSent
+	return nat64.PacketTooBigSent
 }
 
 // translate6to4 is RFC 7915 §5.1, in place: the IPv4 header goes right
@@ -217,16 +217,16 @@ func (t *Translator) translateUpperLayer6to4(x *packet6to4, l4 []byte) {
 // handOver6to4 queues the IPv4 packet buf[start:end], or, when its
 // destination is one of our own pool4 addresses, sends it straight back
 // through the 4->6 pipeline (RFC 6146 §3.8, hairpinning).
-func (t *Translator) handOver6to4(x *packet6to4, start, end int, now int64, out *Output) DropReason {
+func (t *Translator) handOver6to4(x *packet6to4, start, end int, now int64, out *Output) nat64.DropReason {
 	t.count(SixToFour, x.in.Proto, x.buf[start:end])
 	if x.hairpin {
 		t.Counters.Hairpinned++
 		return t.from4(x.buf, start, end-start, now, out, true)
 	}
 	if !out.pushInPlace(x.buf, start, end) {
-		return OutputFull
+		return nat64.OutputFull
 	}
-	return Translated
+	return nat64.Translated
 }
 
 // echo6to4 turns an ICMPv6 echo message into ICMPv4 in place, updating the

@@ -15,7 +15,7 @@ func hotPackets(t testing.TB) (*Translator, map[string][]byte) {
 	ack6 := fillChecksum(ipv6(hostX, serverZ6, 64, nat64.ProtoTCP, tcpSeg(portX, portZ, nat64.TCPAck, pattern(64)), 0, nil))
 	ack4 := fillChecksum(ipv4(serverZ, pool4, 50, nat64.ProtoTCP, 9, true, tcpSeg(portZ, portT, nat64.TCPAck, pattern(64))))
 	for _, p := range [][]byte{syn6(), synAck4(), ack6, udp6(16)} {
-		if r, _ := run(tr, p, now0); r != Translated {
+		if r, _ := run(tr, p, now0); r != nat64.Translated {
 			t.Fatalf("warming: %v", r)
 		}
 	}
@@ -32,14 +32,14 @@ func TestZeroAllocs(t *testing.T) {
 	buf := make([]byte, 2048)
 	out := NewOutput()
 	for name, p := range pkts {
-		var bad DropReason
+		var bad nat64.DropReason
 		allocs := testing.AllocsPerRun(1000, func() {
 			copy(buf[64:], p)
-			if r := tr.Process(buf, 64, len(p), now0, out); r != Translated {
+			if r := tr.Process(buf, 64, len(p), now0, out); r != nat64.Translated {
 				bad = r
 			}
 		})
-		if bad != Translated {
+		if bad != nat64.Translated {
 			t.Fatalf("%s: dropped: %v", name, bad)
 		}
 		if allocs != 0 {
@@ -58,7 +58,7 @@ func benchmarkPacket(b *testing.B, name string) {
 	b.ResetTimer()
 	for b.Loop() {
 		copy(buf[64:], p)
-		if r := tr.Process(buf, 64, len(p), now0, out); r != Translated {
+		if r := tr.Process(buf, 64, len(p), now0, out); r != nat64.Translated {
 			b.Fatal(r)
 		}
 	}
@@ -84,7 +84,7 @@ func TestREADMEListsEveryDropReason(t *testing.T) {
 			}
 		}
 	}
-	for r := DropReason(1); r < NumDropReasons; r++ {
+	for r := nat64.DropReason(1); r < nat64.NumDropReasons; r++ {
 		if !listed[r.String()] {
 			t.Errorf("README.md does not list drop reason %s", r)
 		}

@@ -79,7 +79,7 @@ func udpDatagram4(n int) []byte {
 func prime(t *testing.T, tr *Translator, pkts ...[]byte) {
 	t.Helper()
 	for _, p := range pkts {
-		if r, _ := run(tr, p, now0); r != Translated {
+		if r, _ := run(tr, p, now0); r != nat64.Translated {
 			t.Fatalf("setup packet dropped: %v", r)
 		}
 	}
@@ -105,8 +105,8 @@ func err4to6(name string, typ, code uint8, rest uint32, wtyp, wcode uint8, wrest
 		why:   why,
 		setup: primeSyn,
 		input: func() []byte { return icmp4Err(typ, code, rest, emittedSyn4()) },
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, Translated, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
 			o := out[0]
 			assert6(t, "outer", o, want6{src: prefix.Embed(router4), dst: hostX, hop: 59, tc: 0xb8, nh: nat64.ProtoICMPv6, payloadLen: 8 + 40 + 20, sport: -1, dport: -1})
 			assertICMP(t, "icmpv6", o[40:], wtyp, wcode, wrest)
@@ -127,8 +127,8 @@ func err6to4(name string, typ, code uint8, rest uint32, wtyp, wcode uint8, wrest
 		setup: primeUDP,
 		input: func() []byte { return icmp6Err(typ, code, rest, emittedUDP6()) },
 		masks: maskID4,
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, Translated, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
 			o := out[0]
 			assert4(t, "outer", o, want4{src: pool4, dst: serverZ, ttl: 63, proto: nat64.ProtoICMPv4, tos: 0xb8, totalLen: 20 + 8 + 20 + 24, sport: -1, dport: -1})
 			assertICMP(t, "icmpv4", o[20:], wtyp, wcode, wrest)
@@ -140,9 +140,9 @@ func err6to4(name string, typ, code uint8, rest uint32, wtyp, wcode uint8, wrest
 	}
 }
 
-func dropCase(name, why string, setup func(*testing.T, *Translator), input func() []byte, want DropReason) goldenCase {
+func dropCase(name, why string, setup func(*testing.T, *Translator), input func() []byte, want nat64.DropReason) goldenCase {
 	return goldenCase{name: name, why: why, setup: setup, input: input,
-		verify: func(t *testing.T, r DropReason, out [][]byte) { wantVerdict(t, r, want, out, 0) }}
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) { wantVerdict(t, r, want, out, 0) }}
 }
 
 var goldenCases = []goldenCase{
@@ -150,8 +150,8 @@ var goldenCases = []goldenCase{
 		name:  "tcp_syn_6to4",
 		why:   "TCP SYN from X to Z' becomes T:5000 -> Z:80; TTL 64-1, TOS copied, DF clear (<= 1260 bytes).",
 		input: syn6, masks: maskID4,
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, Translated, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
 			assert4(t, "ipv4", out[0], wantSyn4)
 		},
 	},
@@ -159,8 +159,8 @@ var goldenCases = []goldenCase{
 		name:  "tcp_synack_4to6",
 		why:   "SYN-ACK from Z:80 to T:5000 goes to X:40000 from Z'; hop limit 50-1, flow label 0, no Fragment header although DF... DF is irrelevant when it fits.",
 		setup: primeSyn, input: synAck4,
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, Translated, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
 			assert6(t, "ipv6", out[0], want6{src: serverZ6, dst: hostX, hop: 49, nh: nat64.ProtoTCP, tc: 0xb8, payloadLen: 20, sport: portZ, dport: portX})
 		},
 	},
@@ -168,8 +168,8 @@ var goldenCases = []goldenCase{
 		name:  "udp_6to4",
 		why:   "UDP X:40001 -> Z':53 becomes T:5001 -> Z:53, checksum updated incrementally.",
 		input: func() []byte { return udp6(32) }, masks: maskID4,
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, Translated, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
 			w := wantUDP4
 			w.totalLen = 20 + 8 + 32
 			assert4(t, "ipv4", out[0], w)
@@ -182,8 +182,8 @@ var goldenCases = []goldenCase{
 		name:  "udp_4to6",
 		why:   "UDP reply Z:53 -> T:5001 goes to X:40001.",
 		setup: primeUDP, input: func() []byte { return udp4(16, false) },
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, Translated, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
 			w := wantUDP6
 			w.payloadLen = 24
 			assert6(t, "ipv6", out[0], w)
@@ -198,8 +198,8 @@ var goldenCases = []goldenCase{
 			p[26], p[27] = 0, 0
 			return p
 		},
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, Translated, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
 			if binary.BigEndian.Uint16(out[0][46:]) == 0 {
 				t.Fatalf("checksum still zero")
 			}
@@ -209,7 +209,7 @@ var goldenCases = []goldenCase{
 		},
 	},
 	dropCase("udp_zero_checksum_drop_4to6", "With DropZeroChecksumUDP set, IPv4 UDP with checksum 0 is dropped and counted.",
-		nil, func() []byte { p := udp4(16, false); p[26], p[27] = 0, 0; return p }, ZeroChecksumUDP),
+		nil, func() []byte { p := udp4(16, false); p[26], p[27] = 0, 0; return p }, nat64.ZeroChecksumUDP),
 	dropCase("udp_zero_checksum_fragment_4to6", "A fragmented IPv4 UDP datagram with checksum 0 cannot get a checksum without reassembly: dropped.",
 		primeUDP, func() []byte {
 			d := udpDatagram4(40)
@@ -217,15 +217,15 @@ var goldenCases = []goldenCase{
 			p := ipv4(serverZ, pool4, 50, nat64.ProtoUDP, 0x4601, false, d[:24])
 			setFrag4(p, 0, true)
 			return p
-		}, FragmentedZeroChecksumUDP),
+		}, nat64.FragmentedZeroChecksumUDP),
 	dropCase("udp6_zero_checksum_6to4", "IPv6 UDP with checksum 0 is invalid (RFC 8200 §8.1): dropped.",
-		nil, func() []byte { p := udp6(8); p[46], p[47] = 0, 0; return p }, UDP6ZeroChecksum),
+		nil, func() []byte { p := udp6(8); p[46], p[47] = 0, 0; return p }, nat64.UDP6ZeroChecksum),
 	{
 		name:  "echo_request_6to4",
 		why:   "ICMPv6 echo request 128 becomes ICMPv4 8 with the pool4 identifier 6000; checksum drops the pseudo-header.",
 		input: func() []byte { return echo6(packet.ICMPv6EchoRequest) }, masks: maskID4,
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, Translated, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
 			assert4(t, "ipv4", out[0], want4{src: pool4, dst: serverZ, ttl: 63, proto: nat64.ProtoICMPv4, tos: 0xb8, totalLen: 20 + 32, sport: -1, dport: -1})
 			assertICMP(t, "icmpv4", out[0][20:], 8, 0, identT<<16|7)
 		},
@@ -234,8 +234,8 @@ var goldenCases = []goldenCase{
 		name:  "echo_reply_4to6",
 		why:   "ICMPv4 echo reply 0 to identifier 6000 becomes ICMPv6 129 to X with identifier 0x1234.",
 		setup: primeEcho, input: func() []byte { return echo4(packet.ICMPv4EchoReply) },
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, Translated, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
 			assert6(t, "ipv6", out[0], want6{src: serverZ6, dst: hostX, hop: 49, nh: nat64.ProtoICMPv6, tc: 0xb8, payloadLen: 32, sport: -1, dport: -1})
 			assertICMP(t, "icmpv6", out[0][40:], 129, 0, identX<<16|7)
 		},
@@ -244,8 +244,8 @@ var goldenCases = []goldenCase{
 		name:  "echo_request_4to6",
 		why:   "IPv4-initiated echo request to the static ICMP binding T/6000 reaches X as ICMPv6 128.",
 		setup: primeEcho, input: func() []byte { return echo4(packet.ICMPv4EchoRequest) },
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, Translated, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
 			assertICMP(t, "icmpv6", out[0][40:], 128, 0, identX<<16|7)
 		},
 	},
@@ -253,15 +253,15 @@ var goldenCases = []goldenCase{
 		name:  "echo_reply_6to4",
 		why:   "ICMPv6 echo reply 129 becomes ICMPv4 0.",
 		input: func() []byte { return echo6(packet.ICMPv6EchoReply) }, masks: maskID4,
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, Translated, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
 			assertICMP(t, "icmpv4", out[0][20:], 0, 0, identT<<16|7)
 		},
 	},
 	dropCase("nd_neighbor_solicitation_6to4", "Neighbour discovery (135) is never translated.",
 		nil, func() []byte {
 			return fillChecksum(ipv6(hostX, serverZ6, 255, nat64.ProtoICMPv6, icmpMsg(135, 0, 0, make([]byte, 16)), 0, nil))
-		}, UntranslatableICMP),
+		}, nat64.UntranslatableICMP),
 
 	// ICMPv4 errors -> ICMPv6 (RFC 7915 §4.2).
 	err4to6("icmp4_unreach_net_4to6", 3, 0, 0, 1, 0, 0, "Destination Unreachable 3/0 (net) -> 1/0."),
@@ -279,11 +279,11 @@ var goldenCases = []goldenCase{
 	err4to6("icmp4_param_problem_4to6", 12, 0, 9<<24, 4, 0, 6, "Parameter Problem pointer 9 (protocol) -> 4/0 pointer 6 (next header)."),
 	err4to6("icmp4_param_problem_addr_4to6", 12, 0, 16<<24, 4, 0, 24, "Parameter Problem pointer 16 (destination) -> pointer 24."),
 	dropCase("icmp4_param_problem_unmapped_4to6", "Parameter Problem pointer 10 (header checksum) has no IPv6 equivalent: dropped.",
-		primeSyn, func() []byte { return icmp4Err(12, 0, 10<<24, emittedSyn4()) }, UntranslatableICMP),
+		primeSyn, func() []byte { return icmp4Err(12, 0, 10<<24, emittedSyn4()) }, nat64.UntranslatableICMP),
 	dropCase("icmp4_unreach_precedence_4to6", "3/14 (host precedence violation) has no mapping: dropped.",
-		primeSyn, func() []byte { return icmp4Err(3, 14, 0, emittedSyn4()) }, UntranslatableICMP),
+		primeSyn, func() []byte { return icmp4Err(3, 14, 0, emittedSyn4()) }, nat64.UntranslatableICMP),
 	dropCase("icmp4_redirect_4to6", "Redirect (5) is single-hop: dropped.",
-		primeSyn, func() []byte { return icmp4Err(5, 1, 0, emittedSyn4()) }, UntranslatableICMP),
+		primeSyn, func() []byte { return icmp4Err(5, 1, 0, emittedSyn4()) }, nat64.UntranslatableICMP),
 	{
 		name: "icmp4_frag_needed_mtu0_4to6",
 		why: "Fragmentation Needed with MTU 0 (pre-RFC 1191 router): plateau below the quoted total length 1500 is 1492;\n" +
@@ -296,8 +296,8 @@ var goldenCases = []goldenCase{
 			setIPv4HeaderChecksum(q)
 			return icmp4Err(3, 4, 0, q)
 		},
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, Translated, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
 			assertICMP(t, "icmpv6", out[0][40:], 2, 0, 1512)
 			assert6(t, "inner", out[0][48:], want6{src: hostX, dst: serverZ6, hop: 63, tc: 0xb8, nh: nat64.ProtoTCP, payloadLen: 1480, sport: portX, dport: portZ})
 			if len(out[0]) != 48+40+8 {
@@ -318,8 +318,8 @@ var goldenCases = []goldenCase{
 			binary.BigEndian.PutUint16(ext[2:], ^refSum(ext, 0))
 			return icmp4Err(11, 0, 32<<16, append(q, ext...))
 		},
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, Translated, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
 			o := out[0]
 			if o[40] != 3 || o[41] != 0 || o[44] != 16 {
 				t.Fatalf("ICMPv6 %d/%d length %d, want 3/0 length 16", o[40], o[41], o[44])
@@ -334,12 +334,12 @@ var goldenCases = []goldenCase{
 		primeSyn, func() []byte {
 			inner := fillChecksum(ipv4(pool4, serverZ, 63, nat64.ProtoICMPv4, 1, false, icmpMsg(3, 3, 0, emittedSyn4()[:28])))
 			return icmp4Err(3, 1, 0, inner)
-		}, ICMPErrorInError),
+		}, nat64.ICMPErrorInError),
 	dropCase("icmp4_error_no_session_4to6", "An ICMPv4 error about a flow with no state is dropped.",
 		nil, func() []byte {
 			q := fillChecksum(ipv4(pool4, serverZ, 63, nat64.ProtoTCP, 1, false, tcpSeg(portT+7, portZ, nat64.TCPSyn, nil)))
 			return icmp4Err(3, 1, 0, q)
-		}, NoBinding),
+		}, nat64.NoBinding),
 
 	// ICMPv6 errors -> ICMPv4 (RFC 7915 §5.2).
 	err6to4("icmp6_unreach_noroute_6to4", 1, 0, 0, 3, 1, 0, "Destination Unreachable 1/0 -> 3/1 (host)."),
@@ -351,14 +351,14 @@ var goldenCases = []goldenCase{
 	err6to4("icmp6_param_problem_6to4", 4, 0, 7, 12, 0, 8<<24, "Parameter Problem pointer 7 (hop limit) -> 12/0 pointer 8 (TTL)."),
 	err6to4("icmp6_param_problem_nh_6to4", 4, 1, 0, 3, 2, 0, "Parameter Problem 4/1 (unrecognized next header) -> 3/2 (protocol unreachable)."),
 	dropCase("icmp6_param_problem_option_6to4", "Parameter Problem 4/2 (unrecognized option) has no mapping: dropped.",
-		primeUDP, func() []byte { return icmp6Err(4, 2, 40, emittedUDP6()) }, UntranslatableICMP),
+		primeUDP, func() []byte { return icmp6Err(4, 2, 40, emittedUDP6()) }, nat64.UntranslatableICMP),
 	dropCase("icmp6_error_in_error_6to4", "An ICMPv6 error quoting an ICMPv6 error is never translated.",
 		primeUDP, func() []byte {
 			inner := fillChecksum(ipv6(serverZ6, hostX, 49, nat64.ProtoICMPv6, icmpMsg(1, 4, 0, emittedUDP6()[:48]), 0, nil))
 			return icmp6Err(1, 0, 0, inner)
-		}, ICMPErrorInError),
+		}, nat64.ICMPErrorInError),
 	dropCase("icmp6_error_bad_checksum_6to4", "An ICMPv6 error with a wrong checksum would be recomputed, so it is dropped instead.",
-		primeUDP, func() []byte { p := icmp6Err(1, 0, 0, emittedUDP6()); p[42] ^= 0x55; return p }, BadICMPChecksum),
+		primeUDP, func() []byte { p := icmp6Err(1, 0, 0, emittedUDP6()); p[42] ^= 0x55; return p }, nat64.BadICMPChecksum),
 
 	{
 		name:  "icmp4_unreach_echo_4to6",
@@ -368,8 +368,8 @@ var goldenCases = []goldenCase{
 			q := fillChecksum(ipv4(pool4, serverZ, 63, nat64.ProtoICMPv4, 0x1001, false, echo(packet.ICMPv4EchoRequest, identT, 7, pattern(24))))
 			return icmp4Err(3, 1, 0, q)
 		},
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, Translated, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
 			o := out[0]
 			assertICMP(t, "icmpv6", o[40:], 1, 0, 0)
 			assert6(t, "inner", o[48:], want6{src: hostX, dst: serverZ6, hop: 63, tc: 0xb8, nh: nat64.ProtoICMPv6, payloadLen: 32, sport: -1, dport: -1})
@@ -388,8 +388,8 @@ var goldenCases = []goldenCase{
 			return icmp6Err(3, 0, 0, q)
 		},
 		masks: maskID4,
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, Translated, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
 			o := out[0]
 			assert4(t, "outer", o, want4{src: pool4, dst: serverZ, ttl: 63, proto: nat64.ProtoICMPv4, tos: 0xb8, totalLen: 576, sport: -1, dport: -1})
 			assertICMP(t, "icmpv4", o[20:], 11, 0, 0)
@@ -409,8 +409,8 @@ var goldenCases = []goldenCase{
 			return icmp6Err(1, 4, 16<<24, append(q, ext...))
 		},
 		masks: maskID4,
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, Translated, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
 			o := out[0]
 			if o[20] != 3 || o[21] != 3 || o[25] != 32 {
 				t.Fatalf("ICMPv4 %d/%d length %d, want 3/3 length 32", o[20], o[21], o[25])
@@ -426,8 +426,8 @@ var goldenCases = []goldenCase{
 		name:  "hop_limit_expired_6to4",
 		why:   "Hop limit 1: not translated; ICMPv6 Time Exceeded 3/0 goes back to X from Z' quoting the packet.",
 		input: func() []byte { p := udp6(16); p[7] = 1; return p },
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, TTLExpired, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.TTLExpired, out, 1)
 			assert6(t, "icmpv6", out[0], want6{src: serverZ6, dst: hostX, hop: 64, nh: nat64.ProtoICMPv6, payloadLen: 8 + 64, sport: -1, dport: -1})
 			assertICMP(t, "icmpv6", out[0][40:], 3, 0, 0)
 		},
@@ -437,8 +437,8 @@ var goldenCases = []goldenCase{
 		why:   "TTL 1: not translated; ICMPv4 Time Exceeded 11/0 goes back to Z from T quoting the packet.",
 		setup: primeUDP, input: func() []byte { p := udp4(16, false); p[8] = 1; setIPv4HeaderChecksum(p); return p },
 		masks: maskID4,
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, TTLExpired, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.TTLExpired, out, 1)
 			assert4(t, "icmpv4", out[0], want4{src: pool4, dst: serverZ, ttl: 64, proto: nat64.ProtoICMPv4, totalLen: 28 + 44, sport: -1, dport: -1})
 			assertICMP(t, "icmpv4", out[0][20:], 11, 0, 0)
 		},
@@ -450,8 +450,8 @@ var goldenCases = []goldenCase{
 			rh := []byte{byte(nat64.ProtoUDP), 0, 253, 1, 0, 0, 0, 0}
 			return fillChecksum(ipv6(hostX, serverZ6, 64, nat64.ProtoUDP, udpDgram(portXudp, portZudp, pattern(8)), nat64.ProtoRouting, rh))
 		},
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, SegmentsLeft, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.SegmentsLeft, out, 1)
 			assert6(t, "icmpv6", out[0], want6{src: serverZ6, dst: hostX, hop: 64, nh: nat64.ProtoICMPv6, sport: -1, dport: -1})
 			assertICMP(t, "icmpv6", out[0][40:], 4, 0, 43)
 		},
@@ -464,8 +464,8 @@ var goldenCases = []goldenCase{
 		input: func() []byte {
 			return frag6(hostX, serverZ6, nat64.ProtoUDP, 0, true, 0xabcd1234, udpDatagram6(40)[:32])
 		},
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, Translated, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
 			w := wantUDP4
 			w.mf, w.totalLen = true, 52
 			assert4(t, "ipv4", out[0], w)
@@ -483,8 +483,8 @@ var goldenCases = []goldenCase{
 		input: func() []byte {
 			return frag6(hostX, serverZ6, nat64.ProtoUDP, 32, false, 0xabcd1234, udpDatagram6(40)[32:])
 		},
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, Translated, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
 			assert4(t, "ipv4", out[0], want4{src: pool4, dst: serverZ, ttl: 63, proto: nat64.ProtoUDP, tos: 0xb8, fragOff: 32, totalLen: 36, sport: -1, dport: -1})
 			if !bytes.Equal(out[0][20:], udpDatagram6(40)[32:]) {
 				t.Errorf("later fragment payload changed")
@@ -492,7 +492,7 @@ var goldenCases = []goldenCase{
 		},
 	},
 	dropCase("fragment_no_state_6to4", "A later fragment whose first fragment was never seen is dropped (no reassembly).",
-		nil, func() []byte { return frag6(hostX, serverZ6, nat64.ProtoUDP, 32, false, 0x777, pattern(16)) }, FragmentNoState),
+		nil, func() []byte { return frag6(hostX, serverZ6, nat64.ProtoUDP, 32, false, 0x777, pattern(16)) }, nat64.FragmentNoState),
 	{
 		name:  "fragment_first_4to6",
 		why:   "First IPv4 fragment (MF, id 0x4601) becomes IPv6 with a Fragment header (id 0x4601, M=1, offset 0), port translated.",
@@ -502,8 +502,8 @@ var goldenCases = []goldenCase{
 			setFrag4(p, 0, true)
 			return p
 		},
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, Translated, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
 			w := wantUDP6
 			w.frag, w.more, w.fragID, w.payloadLen = true, true, 0x4601, 40
 			assert6(t, "ipv6", out[0], w)
@@ -523,8 +523,8 @@ var goldenCases = []goldenCase{
 			setFrag4(p, 32, false)
 			return p
 		},
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, Translated, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
 			assert6(t, "ipv6", out[0], want6{src: serverZ6, dst: hostX, hop: 49, nh: nat64.ProtoUDP, tc: 0xb8, frag: true, fragOff: 32, fragID: 0x4601, payloadLen: 8 + 16, sport: -1, dport: -1})
 		},
 	},
@@ -533,11 +533,11 @@ var goldenCases = []goldenCase{
 			p := ipv4(serverZ, pool4, 50, nat64.ProtoUDP, 0x4999, false, pattern(16))
 			setFrag4(p, 32, false)
 			return p
-		}, FragmentNoState),
+		}, nat64.FragmentNoState),
 	dropCase("fragmented_echo_6to4", "A fragmented ICMPv6 echo needs reassembly (checksum over the whole datagram): dropped.",
 		nil, func() []byte {
 			return frag6(hostX, serverZ6, nat64.ProtoICMPv6, 0, true, 5, echo(128, identX, 1, pattern(24)))
-		}, FragmentedICMP),
+		}, nat64.FragmentedICMP),
 
 	// MTU.
 	{
@@ -545,8 +545,8 @@ var goldenCases = []goldenCase{
 		why:   "1500-byte IPv4 UDP with DF: 1520 bytes as IPv6 > MTU 1500, so ICMPv4 Fragmentation Needed with MTU 1500-20 = 1480, quoting 548 bytes.",
 		setup: primeUDP, input: func() []byte { return udp4(1500-28, true) },
 		masks: maskID4,
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, FragNeededSent, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.FragNeededSent, out, 1)
 			assert4(t, "icmpv4", out[0], want4{src: pool4, dst: serverZ, ttl: 64, proto: nat64.ProtoICMPv4, totalLen: 576, sport: -1, dport: -1})
 			assertICMP(t, "icmpv4", out[0][20:], 3, 4, 1480)
 		},
@@ -555,8 +555,8 @@ var goldenCases = []goldenCase{
 		name:  "fragment_nodf_4to6",
 		why:   "1500-byte IPv4 UDP without DF is split into IPv6 fragments of at most 1500 bytes: 1448 + 32 payload bytes, id 0x4343.",
 		setup: primeUDP, input: func() []byte { return udp4(1500-28, false) },
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, Translated, out, 2)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 2)
 			w := wantUDP6
 			w.frag, w.more, w.fragID, w.payloadLen = true, true, 0x4343, 8+1448
 			assert6(t, "frag0", out[0], w)
@@ -575,8 +575,8 @@ var goldenCases = []goldenCase{
 		why:   "1500-byte IPv6 packet with IPv4 MTU 1400: 1480 bytes as IPv4 do not fit, so Packet Too Big with max(1280, 1400+20) = 1420, quote cut at 1280 bytes.",
 		mod:   func(in *nat64conf.Instance) { in.IPv4MTU = 1400 },
 		input: func() []byte { return udp6(1500 - 48) },
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, PacketTooBigSent, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.PacketTooBigSent, out, 1)
 			assert6(t, "icmpv6", out[0], want6{src: serverZ6, dst: hostX, hop: 64, nh: nat64.ProtoICMPv6, payloadLen: 1240, sport: -1, dport: -1})
 			assertICMP(t, "icmpv6", out[0][40:], 2, 0, 1420)
 		},
@@ -585,8 +585,8 @@ var goldenCases = []goldenCase{
 		name:  "df_set_large_6to4",
 		why:   "A 1300-byte IPv4 result (> 1260) gets DF set (RFC 7915 §5.1).",
 		input: func() []byte { return udp6(1300 - 28) }, masks: maskID4,
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, Translated, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
 			w := wantUDP4
 			w.df, w.totalLen = true, 1300
 			assert4(t, "ipv4", out[0], w)
@@ -601,21 +601,21 @@ var goldenCases = []goldenCase{
 		input: func() []byte {
 			return fillChecksum(ipv6(hostX, pool4in6, 64, nat64.ProtoUDP, udpDgram(portXudp, portT2, pattern(20)), 0, nil))
 		},
-		verify: func(t *testing.T, r DropReason, out [][]byte) {
-			wantVerdict(t, r, Translated, out, 1)
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
 			assert6(t, "ipv6", out[0], want6{src: pool4in6, dst: hostX2, hop: 63, nh: nat64.ProtoUDP, tc: 0xb8, payloadLen: 28, sport: portTudp, dport: portX2})
 		},
 	},
 	dropCase("not_pool6_6to4", "An IPv6 destination outside the prefix is not ours.",
 		nil, func() []byte {
 			return fillChecksum(ipv6(hostX, hostX2, 64, nat64.ProtoUDP, udpDgram(1, 2, nil), 0, nil))
-		}, NotPool6),
+		}, nat64.NotPool6),
 	dropCase("not_pool4_4to6", "An IPv4 destination outside pool4 is not ours.",
 		nil, func() []byte {
 			return fillChecksum(ipv4(serverZ, router4, 50, nat64.ProtoUDP, 1, false, udpDgram(1, 2, nil)))
-		}, NotPool4),
+		}, nat64.NotPool4),
 	dropCase("unsupported_proto_4to6", "Protocols other than TCP, UDP and ICMP have no state: dropped.",
-		nil, func() []byte { return ipv4(serverZ, pool4, 50, 47, 1, false, pattern(8)) }, UnsupportedProto),
+		nil, func() []byte { return ipv4(serverZ, pool4, 50, 47, 1, false, pattern(8)) }, nat64.UnsupportedProto),
 }
 
 func hostX6(b []byte) []byte { return b[8:24] }

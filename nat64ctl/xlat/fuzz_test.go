@@ -9,12 +9,12 @@ import (
 
 // icmpAnswers are the drop reasons that come with an ICMP error for the
 // sender; every other drop must emit nothing.
-var icmpAnswers = map[DropReason]bool{TTLExpired: true, SegmentsLeft: true, FragNeededSent: true, PacketTooBigSent: true, Pool4Exhausted: true}
+var icmpAnswers = map[nat64.DropReason]bool{nat64.TTLExpired: true, nat64.SegmentsLeft: true, nat64.FragNeededSent: true, nat64.PacketTooBigSent: true, nat64.Pool4Exhausted: true}
 
 func fuzzTranslator(t testing.TB) *Translator {
 	tr := newTestTranslator(t, nil)
 	for _, p := range [][]byte{syn6(), udp6(16), echo6(packet.ICMPv6EchoRequest)} {
-		if r, _ := run(tr, p, now0); r != Translated {
+		if r, _ := run(tr, p, now0); r != nat64.Translated {
 			t.Fatalf("priming: %v", r)
 		}
 	}
@@ -29,10 +29,10 @@ func fuzzTranslator(t testing.TB) *Translator {
 func fuzzOne(t *testing.T, tr *Translator, in []byte) {
 	inValid, inVerifiable := l4ChecksumOK(in)
 	r, out := run(tr, in, now0)
-	if r == Translated && len(out) == 0 {
+	if r == nat64.Translated && len(out) == 0 {
 		t.Fatal("translated but nothing to send")
 	}
-	if r != Translated && !icmpAnswers[r] && len(out) != 0 {
+	if r != nat64.Translated && !icmpAnswers[r] && len(out) != 0 {
 		t.Fatalf("dropped (%v) but %d packets emitted", r, len(out))
 	}
 	for _, o := range out {

@@ -39,7 +39,7 @@ type goldenCase struct {
 	setup  func(t *testing.T, tr *Translator)
 	input  func() []byte
 	masks  []mask
-	verify func(t *testing.T, r DropReason, out [][]byte)
+	verify func(t *testing.T, r nat64.DropReason, out [][]byte)
 }
 
 // --- field assertions, independent of the goldens ---
@@ -140,7 +140,7 @@ func assertICMP(t *testing.T, what string, ic []byte, typ, code uint8, rest uint
 	}
 }
 
-func wantVerdict(t *testing.T, r DropReason, want DropReason, out [][]byte, n int) {
+func wantVerdict(t *testing.T, r nat64.DropReason, want nat64.DropReason, out [][]byte, n int) {
 	t.Helper()
 	if r != want {
 		t.Fatalf("verdict %v, want %v", r, want)
@@ -158,7 +158,7 @@ type golden struct {
 	out     [][]byte
 }
 
-func writeGolden(path string, c *goldenCase, r DropReason, in []byte, out [][]byte) error {
+func writeGolden(path string, c *goldenCase, r nat64.DropReason, in []byte, out [][]byte) error {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# %s\n", c.name)
 	for _, l := range strings.Split(c.why, "\n") {

@@ -320,7 +320,7 @@ func checkWellFormed(t testing.TB, b []byte) {
 
 // run translates pkt with headroom and returns the verdict and copies of
 // the emitted packets.
-func run(tr *Translator, pkt []byte, now int64) (DropReason, [][]byte) {
+func run(tr *Translator, pkt []byte, now int64) (nat64.DropReason, [][]byte) {
 	buf := make([]byte, 64+len(pkt))
 	copy(buf[64:], pkt)
 	out := NewOutput()

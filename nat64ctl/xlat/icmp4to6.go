@@ -82,51 +82,51 @@ func (t *Translator) mapError4to6(ic packet.ICMPv4, innerLen int) (typ, code uin
 // icmpError4to6 translates an ICMPv4 error into ICMPv6 in the Output's
 // arena (RFC 7915 §4.2, §4.5). hop is the outer hop limit to use (already
 // decremented).
-func (t *Translator) icmpError4to6(p []byte, in *packet.Info, hop uint8, out *Output) DropReason {
+func (t *Translator) icmpError4to6(p []byte, in *packet.Info, hop uint8, out *Output) nat64.DropReason {
 	h := packet.IPv4(p)
 	ic := packet.ICMPv4(p[in.L4Off:])
 	if packet.Checksum(ic, 0) != 0xffff {
-		return BadICMPChecksum
+		return nat64.BadICMPChecksum
 	}
 	orig, ext, ok := splitOriginal(ic[packet.ICMPHeaderLen:], ic.Length4884())
 	if !ok {
-		return MalformedInner
+		return nat64.MalformedInner
 	}
 	var ii packet.Info
 	if packet.ParseInner(orig, 4, &ii) != packet.OK {
-		return MalformedInner
+		return nat64.MalformedInner
 	}
 	innerL4 := orig[ii.L4Off:ii.Len]
 	if ii.Proto == nat64.ProtoICMPv4 && ii.HasL4Header() && packet.IsICMPv4Error(innerL4[0]) {
-		return ICMPErrorInError
+		return nat64.ICMPErrorInError
 	}
 	if !ii.HasL4Header() {
-		return UntranslatableICMP
+		return nat64.UntranslatableICMP
 	}
 	ih := packet.IPv4(orig)
 	it4, iz := ih.Src(), ih.Dst()
 	claimedTotal := int(ih.TotalLen())
 	typ, code, rest, has4884, ok := t.mapError4to6(ic, claimedTotal)
 	if !ok {
-		return UntranslatableICMP
+		return nat64.UntranslatableICMP
 	}
 	var f state.Flow4
 	f.Src, f.Dst = iz, it4
 	if f.Proto, f.SrcPort, f.DstPort, ok = quotedTuple(ii.Proto, innerL4, nat64.ProtoICMPv4); !ok {
-		return UntranslatableICMP
+		return nat64.UntranslatableICMP
 	}
 	x6, xport, ok := t.tbl.LookupInbound(&f)
 	if !ok {
-		return NoBinding
+		return nat64.NoBinding
 	}
 	if !t.prefix.CanCarry(iz) {
-		return SrcNotEmbeddable
+		return nat64.SrcNotEmbeddable
 	}
 	iz6 := t.prefix.Embed(iz)
 	src6 := t.prefix.Embed(h.Src())
 	claimedL4 := claimedTotal - ii.L4Off
 	if claimedL4 < 0 {
-		return MalformedInner
+		return nat64.MalformedInner
 	}
 	fh := 0
 	if ii.Fragmented {
@@ -148,7 +148,7 @@ func (t *Translator) icmpError4to6(p []byte, in *packet.Info, hop uint8, out *Ou
 	}
 	b := out.alloc(total)
 	if b == nil {
-		return OutputFull
+		return nat64.OutputFull
 	}
 	clear(b)
 	packet.IPv6(b).Encode(&packet.IPv6Fields{
@@ -209,5 +209,5 @@ func (t *Translator) icmpError4to6(p []byte, in *packet.Info, hop uint8, out *Ou
 	icmp.SetChecksum(^packet.Checksum(icmp, packet.PseudoHeaderSum6(&src6, &x6, nat64.ProtoICMPv6, uint32(total-packet.IPv6HeaderLen))))
 	out.push(b)
 	t.count(FourToSix, nat64.ProtoICMPv4, b)
-	return Translated
+	return nat64.Translated
 }

@@ -67,16 +67,16 @@ func (t *Translator) mapError6to4(ic packet.ICMPv6) (typ, code uint8, rest uint3
 // ICMPv4 in the Output's arena (RFC 7915 §5.2, RFC 6146 §3.5.3 / §3.6.3:
 // outer source becomes the pool4 address of the session the quoted packet
 // belongs to; inner addresses come from that session, reversed).
-func (t *Translator) icmpError6to4(p []byte, in *packet.Info, z [4]byte, now int64, out *Output) DropReason {
+func (t *Translator) icmpError6to4(p []byte, in *packet.Info, z [4]byte, now int64, out *Output) nat64.DropReason {
 	h := packet.IPv6(p)
 	src6, dst6 := h.Src(), h.Dst()
 	ic := packet.ICMPv6(p[in.L4Off:])
 	if packet.Checksum(ic, packet.PseudoHeaderSum6(&src6, &dst6, nat64.ProtoICMPv6, uint32(len(ic)))) != 0xffff {
-		return BadICMPChecksum
+		return nat64.BadICMPChecksum
 	}
 	typ, code, rest, has4884, ok := t.mapError6to4(ic)
 	if !ok {
-		return UntranslatableICMP
+		return nat64.UntranslatableICMP
 	}
 	length := 0
 	if ic.Type() == packet.ICMPv6DestUnreach || ic.Type() == packet.ICMPv6TimeExceeded {
@@ -84,39 +84,39 @@ func (t *Translator) icmpError6to4(p []byte, in *packet.Info, z [4]byte, now int
 	}
 	orig, ext, ok := splitOriginal(ic[packet.ICMPHeaderLen:], length)
 	if !ok {
-		return MalformedInner
+		return nat64.MalformedInner
 	}
 	var ii packet.Info
 	if packet.ParseInner(orig, 6, &ii) != packet.OK {
-		return MalformedInner
+		return nat64.MalformedInner
 	}
 	innerL4 := orig[ii.L4Off:ii.Len]
 	if ii.Proto == nat64.ProtoICMPv6 && ii.HasL4Header() && packet.IsICMPv6Error(innerL4[0]) {
-		return ICMPErrorInError
+		return nat64.ICMPErrorInError
 	}
 	if !ii.HasL4Header() {
-		return UntranslatableICMP
+		return nat64.UntranslatableICMP
 	}
 	ih := packet.IPv6(orig)
 	isrc6, idst6 := ih.Src(), ih.Dst()
 	iz, ok := t.prefix.Extract(isrc6)
 	if !ok {
-		return UntranslatableICMP
+		return nat64.UntranslatableICMP
 	}
 	var f state.Flow6
 	f.Src, f.Dst = idst6, iz
 	if f.Proto, f.SrcPort, f.DstPort, ok = quotedTuple(ii.Proto, innerL4, nat64.ProtoICMPv6); !ok {
-		return UntranslatableICMP
+		return nat64.UntranslatableICMP
 	}
 	t4, tport, ok := t.tbl.LookupOutbound(&f)
 	if !ok {
-		return NoBinding
+		return nat64.NoBinding
 	}
 	// The quoted packet's own length, as its header claims (it is
 	// usually truncated).
 	claimedL4 := packet.IPv6HeaderLen + int(ih.PayloadLen()) - ii.L4Off
 	if claimedL4 < 0 {
-		return MalformedInner
+		return nat64.MalformedInner
 	}
 
 	origOut := packet.IPv4MinHeader + len(innerL4)
@@ -134,7 +134,7 @@ func (t *Translator) icmpError6to4(p []byte, in *packet.Info, z [4]byte, now int
 	}
 	b := out.alloc(total)
 	if b == nil {
-		return OutputFull
+		return nat64.OutputFull
 	}
 	clear(b)
 	packet.IPv4(b).Encode(&packet.IPv4Fields{
@@ -200,5 +200,5 @@ func (t *Translator) icmpError6to4(p []byte, in *packet.Info, z [4]byte, now int
 	icmp.SetChecksum(^packet.Checksum(icmp, 0))
 	out.push(b)
 	t.count(SixToFour, nat64.ProtoICMPv4, b)
-	return Translated
+	return nat64.Translated
 }

@@ -67,7 +67,7 @@ func TestRoundTrip(t *testing.T) {
 	for i := 0; i < 3000; i++ {
 		p6 := randomFlow6(r)
 		v, out := run(tr, p6, now0+int64(i))
-		if v != Translated || len(out) != 1 {
+		if v != nat64.Translated || len(out) != 1 {
 			t.Fatalf("6->4 #%d: %v, %d packets", i, v, len(out))
 		}
 		checkWellFormed(t, out[0])
@@ -84,7 +84,7 @@ func TestRoundTrip(t *testing.T) {
 		}
 		back := reflect4(p4)
 		v, out = run(tr, back, now0+int64(i))
-		if v != Translated || len(out) != 1 {
+		if v != nat64.Translated || len(out) != 1 {
 			t.Fatalf("4->6 #%d: %v, %d packets", i, v, len(out))
 		}
 		checkWellFormed(t, out[0])
@@ -152,7 +152,7 @@ func TestWrongChecksumStaysWrong(t *testing.T) {
 		s, c := storedAndCorrect(p6)
 		inErr := onesDiff(s, c)
 		v, out := run(tr, p6, now0)
-		if v != Translated {
+		if v != nat64.Translated {
 			t.Fatalf("dropped: %v", v)
 		}
 		if ok, _ := l4ChecksumOK(out[0]); ok {
@@ -174,7 +174,7 @@ func TestWrongChecksumStaysWrong(t *testing.T) {
 		s, c = storedAndCorrect(back)
 		inErr = onesDiff(s, c)
 		v, out = run(tr, back, now0)
-		if v != Translated {
+		if v != nat64.Translated {
 			t.Fatalf("4->6 dropped: %v", v)
 		}
 		if ok, _ := l4ChecksumOK(out[0]); ok {
@@ -198,7 +198,7 @@ func TestFragmentsReassemble(t *testing.T) {
 	for off := 0; off < len(d); off += 256 {
 		end := min(off+256, len(d))
 		v, out := run(tr, frag6(hostX, serverZ6, nat64.ProtoUDP, off, end < len(d), 99, d[off:end]), now0)
-		if v != Translated || len(out) != 1 {
+		if v != nat64.Translated || len(out) != 1 {
 			t.Fatalf("fragment at %d: %v", off, v)
 		}
 		checkWellFormed(t, out[0])
@@ -226,7 +226,7 @@ func TestFragmentsReassemble(t *testing.T) {
 		p := ipv4(serverZ, pool4, 50, nat64.ProtoUDP, 0x7777, false, d4[pr[0]:pr[1]])
 		setFrag4(p, pr[0], pr[1] < len(d4))
 		v, out := run(tr, p, now0)
-		if v != Translated {
+		if v != nat64.Translated {
 			t.Fatalf("IPv4 fragment at %d: %v", pr[0], v)
 		}
 		for _, o := range out {
@@ -295,7 +295,7 @@ func TestEveryDropCountedOnce(t *testing.T) {
 				n += tr.Counters.Drops[j] - before.Drops[j]
 			}
 			want := uint64(0)
-			if r != Translated {
+			if r != nat64.Translated {
 				want = 1
 				if tr.Counters.Drops[r]-before.Drops[r] != 1 {
 					t.Fatalf("%v not counted", r)
@@ -306,7 +306,7 @@ func TestEveryDropCountedOnce(t *testing.T) {
 			}
 		})
 	}
-	for r := DropReason(0); r < NumDropReasons; r++ {
+	for r := nat64.DropReason(0); r < nat64.NumDropReasons; r++ {
 		if r.String() == "" || r.String() == "unknown" {
 			t.Errorf("drop reason %d has no name", r)
 		}
@@ -337,11 +337,11 @@ func TestWorkersShareTable(t *testing.T) {
 			for i := 0; i < 500; i++ {
 				p := randomFlow6(r)
 				v, out := run(tr, p, now0)
-				if v != Translated {
+				if v != nat64.Translated {
 					done <- fmt.Errorf("worker %d: %v", w, v)
 					return
 				}
-				if v, _ = run(tr, reflect4(out[0]), now0); v != Translated {
+				if v, _ = run(tr, reflect4(out[0]), now0); v != nat64.Translated {
 					done <- fmt.Errorf("worker %d reply: %v", w, v)
 					return
 				}
@@ -370,15 +370,15 @@ func TestPool4ExhaustedAnswers(t *testing.T) {
 		in.Pool4[0].FirstPort, in.Pool4[0].LastPort = 2000, 2001
 		in.Static = nil
 	})
-	var r DropReason
+	var r nat64.DropReason
 	var out [][]byte
 	for i := 0; i < 10; i++ {
 		p := fillChecksum(ipv6(hostX, serverZ6, 64, nat64.ProtoUDP, udpDgram(uint16(3000+i), 53, nil), 0, nil))
-		if r, out = run(tr, p, now0); r != Translated {
+		if r, out = run(tr, p, now0); r != nat64.Translated {
 			break
 		}
 	}
-	if r != Pool4Exhausted {
+	if r != nat64.Pool4Exhausted {
 		t.Fatalf("verdict %v, want pool4_exhausted", r)
 	}
 	if len(out) != 1 {
@@ -386,7 +386,7 @@ func TestPool4ExhaustedAnswers(t *testing.T) {
 	}
 	checkWellFormed(t, out[0])
 	assertICMP(t, "icmpv6", out[0][40:], 1, 3, 0)
-	if tr.Counters.Drops[Pool4Exhausted] != 1 {
-		t.Fatalf("counter %d", tr.Counters.Drops[Pool4Exhausted])
+	if tr.Counters.Drops[nat64.Pool4Exhausted] != 1 {
+		t.Fatalf("counter %d", tr.Counters.Drops[nat64.Pool4Exhausted])
 	}
 }

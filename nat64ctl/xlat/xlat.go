@@ -82,15 +82,15 @@ func New(in *nat64conf.Instance, tbl *state.Table) *Translator {
 // least MinHeadroom bytes, so IPv4->IPv6 growth happens in place; the packet
 // bytes are rewritten. now is a monotonic time in nanoseconds. out is reset
 // and receives what to send: the translated packet (or its fragments) and/or
-// an ICMP error toward the sender. The return value is Translated or why the
+// an ICMP error toward the sender. The return value is nat64.Translated or why the
 // packet was dropped (already counted in t.Counters); some drops come with
 // an ICMP error in out (Time Exceeded, Parameter Problem, Packet Too Big,
 // Fragmentation Needed, Address Unreachable), so always send out.List().
-func (t *Translator) Process(buf []byte, off, n int, now int64, out *Output) DropReason {
+func (t *Translator) Process(buf []byte, off, n int, now int64, out *Output) nat64.DropReason {
 	out.Reset()
-	var r DropReason
+	var r nat64.DropReason
 	if n <= 0 || off < 0 || off+n > len(buf) {
-		r = UnknownVersion
+		r = nat64.UnknownVersion
 	} else {
 		switch buf[off] >> 4 {
 		case 6:
@@ -98,10 +98,10 @@ func (t *Translator) Process(buf []byte, off, n int, now int64, out *Output) Dro
 		case 4:
 			r = t.from4(buf, off, n, now, out, false)
 		default:
-			r = UnknownVersion
+			r = nat64.UnknownVersion
 		}
 	}
-	if r != Translated {
+	if r != nat64.Translated {
 		t.Counters.Drops[r]++
 	}
 	return r
@@ -114,30 +114,6 @@ func (t *Translator) count(d Direction, proto nat64.Proto, b []byte) {
 	i := tr.Index()
 	t.Counters.Packets[d][i]++
 	t.Counters.Bytes[d][i] += uint64(len(b))
-}
-
-func stateDrop(r state.Result) DropReason {
-	switch r {
-	case state.NoBinding:
-		return NoBinding
-	case state.Filtered:
-		return Filtered
-	case state.PoolExhausted:
-		return Pool4Exhausted
-	case state.SourceLimit:
-		return SessionLimit
-	case state.TableFull:
-		return TableFull
-	case state.HeldSYN:
-		return SYNHeld
-	case state.HeldSYNFull:
-		return HeldSYNFull
-	case state.NotSYN:
-		return NotSYN
-	case state.BadProtocol:
-		return UnsupportedProto
-	}
-	return StateError
 }
 
 func (t *Translator) nextID() uint16 {
