@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nat64kit/nat64kit/nat64ctl/control"
-	"github.com/nat64kit/nat64kit/nat64ctl/control/controltest"
+	"github.com/nat64kit/nat64kit/internal/control"
+	"github.com/nat64kit/nat64kit/internal/control/controltest"
 )
 
 // apiServer runs the control API on loopback in front of a stand-in

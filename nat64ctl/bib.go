@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/nat64kit/nat64kit/nat64ctl/control"
+	"github.com/nat64kit/nat64kit/internal/control"
 )
 
 func bibCmd() *command {

@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/nat64kit/nat64kit/internal/corefile"
 	"github.com/nat64kit/nat64kit/nat64conf"
-	"github.com/nat64kit/nat64kit/nat64ctl/corefile"
 )
 
 // CheckResult is what `check --json` prints.

@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/nat64kit/nat64kit/internal/routes"
 	"github.com/nat64kit/nat64kit/nat64conf"
-	"github.com/nat64kit/nat64kit/nat64ctl/daemon"
-	"github.com/nat64kit/nat64kit/nat64ctl/routes"
 )
 
 func routeCmd() *command {
@@ -46,7 +45,7 @@ func (f instanceFlags) desired() (routes.Desired, error) {
 	if err != nil {
 		return routes.Desired{}, err
 	}
-	d, err := daemon.DesiredRoutes(in)
+	d, err := routes.ForTranslator(in)
 	if err != nil {
 		return d, problem("%v", err)
 	}

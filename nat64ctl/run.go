@@ -8,7 +8,7 @@ import (
 	"runtime/pprof"
 	"syscall"
 
-	"github.com/nat64kit/nat64kit/nat64ctl/daemon"
+	"github.com/nat64kit/nat64kit/internal/daemon"
 )
 
 func runCmd() *command {

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nat64kit/nat64kit/nat64ctl/control"
+	"github.com/nat64kit/nat64kit/internal/control"
 	"github.com/nat64kit/nat64kit/test/netns"
 )
 

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nat64kit/nat64kit/nat64ctl/control"
+	"github.com/nat64kit/nat64kit/internal/control"
 )
 
 func sessionCmd() *command {

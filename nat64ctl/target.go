@@ -5,8 +5,8 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/nat64kit/nat64kit/internal/control"
 	"github.com/nat64kit/nat64kit/nat64conf"
-	"github.com/nat64kit/nat64kit/nat64ctl/control"
 )
 
 // target is how a command finds a running translator: --control directly,

@@ -15,7 +15,7 @@ mkdir -p docs
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 echo "== Go benchmarks" >&2
-go test -run '^$' -bench . -benchmem -benchtime 1s ./nat64conf/... ./nat64ctl/packet/ ./nat64ctl/xlat/ ./nat64ctl/state/ ./plugin/dns64/ \
+go test -run '^$' -bench . -benchmem -benchtime 1s ./nat64conf/... ./internal/packet/ ./internal/xlat/ ./internal/state/ ./plugin/dns64/ \
   | grep -E '^(Benchmark|ok|pkg:)' > "$tmp/go.txt"
 
 echo "== translator side by side" >&2
@@ -48,6 +48,6 @@ echo "== dns64 side by side" >&2
   cat "$tmp/go.txt"
   echo '```'
   echo
-  echo "Command: \`go test -run '^\$' -bench . -benchmem ./nat64conf/... ./nat64ctl/packet/ ./nat64ctl/xlat/ ./nat64ctl/state/ ./plugin/dns64/\`"
+  echo "Command: \`go test -run '^\$' -bench . -benchmem ./nat64conf/... ./internal/packet/ ./internal/xlat/ ./internal/state/ ./plugin/dns64/\`"
 } > "$out"
 echo "wrote $out" >&2

@@ -1,0 +1,317 @@
+package xlat
+
+import (
+	"github.com/nat64kit/nat64kit/internal/nat64"
+	"github.com/nat64kit/nat64kit/internal/packet"
+	"github.com/nat64kit/nat64kit/internal/state"
+)
+
+// packet4to6 carries one IPv4 packet through the steps of from4. Each step
+// returns nat64.Translated to go on, or the reason to drop.
+type packet4to6 struct {
+	buf      []byte
+	off      int
+	p        []byte // the IPv4 packet, buf[off:off+n]
+	in       packet.Info
+	src4     [4]byte
+	dst4     [4]byte
+	ttl      uint8  // already decremented, unless hairpinned
+	l4       []byte // the upper-layer header and data
+	flow     state.Flow4
+	tcpFlags uint8
+	zeroUDP  bool // UDP without checksum: one is computed
+	frag     fragKey
+	hairpin  bool // the IPv4 form of a packet from6 just translated
+
+	// The outgoing tuple (step 2).
+	src6  [16]byte
+	dst6  [16]byte
+	port6 uint16
+
+	fragHdr int  // 8 when the IPv6 packet carries a Fragment header
+	split   bool // too big for the IPv6 MTU: sent as fragments
+}
+
+// from4 is the IPv4 -> IPv6 pipeline. hairpin is set when the packet is the
+// IPv4 form of an IPv6 packet translated a moment ago (its hop limit was
+// already decremented).
+func (t *Translator) from4(buf []byte, off, n int, now int64, out *Output, hairpin bool) nat64.DropReason {
+	x := packet4to6{buf: buf, off: off, p: buf[off : off+n], hairpin: hairpin}
+	if r := t.determineIncomingTuple4(&x, out); r != nat64.Translated {
+		return r
+	}
+	if x.in.Proto == nat64.ProtoICMPv4 && packet.IsICMPv4Error(x.l4[0]) {
+		if hairpin {
+			return nat64.UntranslatableICMP
+		}
+		return t.icmpError4to6(x.p[:x.in.Len], &x.in, x.ttl, out)
+	}
+	if r := t.filterAndUpdate4(&x, now); r != nat64.Translated {
+		return r
+	}
+	if r := t.checkSize4to6(&x, out); r != nat64.Translated {
+		return r
+	}
+	// The upper layer first: it does not move, the headers grow in front.
+	if x.in.HasL4Header() {
+		translateUpperLayer4to6(&x)
+	}
+	if x.split {
+		return t.fragment6(&x, out)
+	}
+	start, end := t.translate4to6(&x)
+	return t.handOver4to6(&x, start, end, out)
+}
+
+// determineIncomingTuple4 is RFC 6146 §3.4 for an IPv4 packet: it parses
+// and checks the packet and reads its 5-tuple.
+func (t *Translator) determineIncomingTuple4(x *packet4to6, out *Output) nat64.DropReason {
+	in := &x.in
+	if packet.ParseIPv4(x.p, in) != packet.OK {
+		return nat64.MalformedIPv4
+	}
+	h := packet.IPv4(x.p)
+	x.src4, x.dst4 = h.Src(), h.Dst()
+	if !t.tbl.OwnsIPv4(x.dst4) {
+		return nat64.NotPool4
+	}
+	if !t.prefix.CanCarry(x.src4) {
+		return nat64.SrcNotEmbeddable
+	}
+	x.ttl = h.TTL()
+	if !x.hairpin {
+		if x.ttl <= 1 {
+			t.icmp4Error(x.p[:in.Len], in, packet.ICMPv4TimeExceeded, 0, 0, out)
+			return nat64.TTLExpired
+		}
+		x.ttl--
+	}
+	x.l4 = x.p[in.L4Off:in.Len]
+	x.flow.Src, x.flow.Dst = x.src4, x.dst4
+	if in.Fragmented {
+		x.frag = fragKey{id: in.FragID, proto: in.Proto}
+		copy(x.frag.src[:], x.src4[:])
+		copy(x.frag.dst[:], x.dst4[:])
+	}
+	switch in.Proto {
+	case nat64.ProtoTCP:
+		x.flow.Proto = nat64.TCP
+		if in.HasL4Header() {
+			tc := packet.TCP(x.l4)
+			x.flow.SrcPort, x.flow.DstPort, x.tcpFlags = tc.SrcPort(), tc.DstPort(), tc.Flags()
+		}
+	case nat64.ProtoUDP:
+		x.flow.Proto = nat64.UDP
+		if in.HasL4Header() {
+			u := packet.UDP(x.l4)
+			if u.Checksum() == 0 {
+				if in.Fragmented {
+					return nat64.FragmentedZeroChecksumUDP
+				}
+				if t.dropZeroUDP {
+					return nat64.ZeroChecksumUDP
+				}
+				x.zeroUDP = true
+			}
+			x.flow.SrcPort, x.flow.DstPort = u.SrcPort(), u.DstPort()
+		}
+	case nat64.ProtoICMPv4:
+		if in.Fragmented {
+			return nat64.FragmentedICMP
+		}
+		ic := packet.ICMPv4(x.l4)
+		if packet.IsICMPv4Error(ic.Type()) {
+			return nat64.Translated // from4 hands it to icmpError4to6
+		}
+		if ic.Type() != packet.ICMPv4EchoRequest && ic.Type() != packet.ICMPv4EchoReply || ic.Code() != 0 {
+			return nat64.UntranslatableICMP
+		}
+		x.flow.Proto = nat64.ICMP
+		x.flow.SrcPort, x.flow.DstPort = ic.Ident(), ic.Ident()
+	default:
+		return nat64.UnsupportedProto
+	}
+	return nat64.Translated
+}
+
+// filterAndUpdate4 is RFC 6146 §3.5 and §3.6 for an IPv4 packet: the
+// session (and filtering) decides the IPv6 destination; the source is the
+// IPv4 source embedded in our prefix. A later fragment takes the
+// destination its first fragment got.
+func (t *Translator) filterAndUpdate4(x *packet4to6, now int64) nat64.DropReason {
+	if !x.in.HasL4Header() {
+		a, ok := t.frags.get(&x.frag, now)
+		if !ok {
+			return nat64.FragmentNoState
+		}
+		x.dst6 = *a
+	} else {
+		var r nat64.DropReason
+		x.dst6, x.port6, r = t.tbl.Inbound(&x.flow, x.tcpFlags, x.p[:x.in.Len], now)
+		if r != nat64.Translated {
+			return r
+		}
+		if x.in.Fragmented {
+			t.frags.put(&x.frag, &x.dst6, now)
+		}
+	}
+	x.src6 = t.prefix.Embed(x.src4)
+	return nat64.Translated
+}
+
+// checkSize4to6 decides whether the IPv6 packet fits the IPv6 MTU. One that
+// does not is fragmented, unless DF is set: then the sender gets
+// Fragmentation Needed with the MTU that fits (RFC 7915 §4).
+func (t *Translator) checkSize4to6(x *packet4to6, out *Output) nat64.DropReason {
+	if x.in.Fragmented {
+		x.fragHdr = packet.FragmentLen
+	}
+	x.split = packet.IPv6HeaderLen+x.fragHdr+len(x.l4) > t.mtu6
+	if x.split && x.in.DF {
+		if x.hairpin {
+			return nat64.PacketTooBigSent
+		}
+		mtu := t.mtu6 - packet.IPv6HeaderLen + packet.IPv4MinHeader - x.fragHdr
+		t.icmp4Error(x.p[:x.in.Len], &x.in, packet.ICMPv4DestUnreach, packet.ICMPv4CodeFragNeeded, uint32(mtu), out)
+		return nat64.FragNeededSent
+	}
+	if x.off+x.in.L4Off-packet.IPv6HeaderLen-x.fragHdr < 0 {
+		return nat64.NoHeadroom
+	}
+	return nat64.Translated
+}
+
+// translateUpperLayer4to6 rewrites the destination port (the identifier
+// for ICMP) to the outgoing tuple's, and moves the checksum from the IPv4
+// pseudo-header to the IPv6 one, incrementally. UDP without a checksum
+// gets a full one, since IPv6 requires it (RFC 7915 §4.5).
+func translateUpperLayer4to6(x *packet4to6) {
+	switch x.in.Proto {
+	case nat64.ProtoTCP:
+		tc := packet.TCP(x.l4)
+		ck := packet.UpdateChecksum(tc.Checksum(), addrSum4(&x.src4, &x.dst4), addrSum6(&x.src6, &x.dst6))
+		ck = packet.UpdateChecksum(ck, tc.DstPort(), x.port6)
+		tc.SetDstPort(x.port6)
+		tc.SetChecksum(ck)
+	case nat64.ProtoUDP:
+		u := packet.UDP(x.l4)
+		u.SetDstPort(x.port6)
+		var ck uint16
+		if x.zeroUDP {
+			ck = ^packet.Checksum(x.l4, packet.PseudoHeaderSum6(&x.src6, &x.dst6, nat64.ProtoUDP, uint32(len(x.l4))))
+		} else {
+			ck = packet.UpdateChecksum(u.Checksum(), addrSum4(&x.src4, &x.dst4), addrSum6(&x.src6, &x.dst6))
+			ck = packet.UpdateChecksum(ck, x.flow.DstPort, x.port6)
+		}
+		if ck == 0 {
+			ck = 0xffff
+		}
+		u.SetChecksum(ck)
+	case nat64.ProtoICMPv4:
+		echo4to6(x.l4, &x.src6, &x.dst6, x.port6, len(x.l4))
+	}
+}
+
+// nextHeader6 is the IPv6 next header for an IPv4 protocol.
+func nextHeader6(proto nat64.Proto) nat64.Proto {
+	if proto == nat64.ProtoICMPv4 {
+		return nat64.ProtoICMPv6
+	}
+	return proto
+}
+
+// translate4to6 is RFC 7915 §4.1, in place: the IPv6 header (and a
+// Fragment header for a fragment) is written in front of the upper-layer
+// header, over the IPv4 header and the headroom. It returns where the IPv6
+// packet lies in buf.
+func (t *Translator) translate4to6(x *packet4to6) (start, end int) {
+	in := &x.in
+	h := packet.IPv4(x.p)
+	outLen := packet.IPv6HeaderLen + x.fragHdr + len(x.l4)
+	start = x.off + in.L4Off - packet.IPv6HeaderLen - x.fragHdr
+	o := packet.IPv6(x.buf[start : start+outLen])
+	f := packet.IPv6Fields{
+		TrafficClass: h.TOS(),
+		PayloadLen:   uint16(outLen - packet.IPv6HeaderLen),
+		NextHeader:   nextHeader6(in.Proto),
+		HopLimit:     x.ttl,
+		Src:          &x.src6,
+		Dst:          &x.dst6,
+	}
+	if x.fragHdr != 0 {
+		packet.IPv6Fragment(o[packet.IPv6HeaderLen:]).Encode(&packet.IPv6FragmentFields{
+			NextHeader: f.NextHeader, Offset: in.FragOffset, More: in.MoreFrags, ID: uint32(h.ID()),
+		})
+		f.NextHeader = nat64.ProtoFragment
+	}
+	o.Encode(&f)
+	return start, start + outLen
+}
+
+// handOver4to6 queues the IPv6 packet buf[start:end].
+func (t *Translator) handOver4to6(x *packet4to6, start, end int, out *Output) nat64.DropReason {
+	t.count(FourToSix, x.in.Proto, x.buf[start:end])
+	if !out.pushInPlace(x.buf, start, end) {
+		return nat64.OutputFull
+	}
+	return nat64.Translated
+}
+
+// fragment6 emits the upper layer (a whole datagram, or a fragment of one
+// that starts at its FragOffset) as IPv6 fragments no larger than the IPv6
+// MTU (which is at least 1280), into the Output's arena (RFC 7915 §4).
+func (t *Translator) fragment6(x *packet4to6, out *Output) nat64.DropReason {
+	h := packet.IPv4(x.p)
+	data := x.l4
+	maxPay := (t.mtu6 - packet.IPv6HeaderLen - packet.FragmentLen) &^ 7
+	ip := packet.IPv6Fields{
+		TrafficClass: h.TOS(),
+		NextHeader:   nat64.ProtoFragment,
+		HopLimit:     x.ttl,
+		Src:          &x.src6,
+		Dst:          &x.dst6,
+	}
+	frag := packet.IPv6FragmentFields{NextHeader: nextHeader6(x.in.Proto), ID: uint32(h.ID())}
+	for pos := 0; pos < len(data); pos += maxPay {
+		chunk := data[pos:min(pos+maxPay, len(data))]
+		b := out.alloc(packet.IPv6HeaderLen + packet.FragmentLen + len(chunk))
+		if b == nil {
+			out.Reset()
+			return nat64.OutputFull
+		}
+		ip.PayloadLen = uint16(packet.FragmentLen + len(chunk))
+		packet.IPv6(b).Encode(&ip)
+		frag.Offset = x.in.FragOffset + pos
+		frag.More = x.in.MoreFrags || pos+len(chunk) < len(data)
+		packet.IPv6Fragment(b[packet.IPv6HeaderLen:]).Encode(&frag)
+		copy(b[packet.IPv6HeaderLen+packet.FragmentLen:], chunk)
+		out.push(b)
+		t.count(FourToSix, x.in.Proto, b)
+	}
+	return nat64.Translated
+}
+
+// echo4to6 is the reverse of echo6to4; length is the ICMP message length
+// the IPv6 pseudo-header must carry.
+func echo4to6(l4 []byte, src6, dst6 *[16]byte, id uint16, length int) {
+	ic := packet.ICMPv4(l4)
+	oldType := uint16(ic.Type()) << 8
+	newType := uint16(packet.ICMPv6EchoRequest) << 8
+	if ic.Type() == packet.ICMPv4EchoReply {
+		newType = uint16(packet.ICMPv6EchoReply) << 8
+	}
+	ck := packet.UpdateChecksum(ic.Checksum(), 0, packet.PseudoHeaderSum6(src6, dst6, nat64.ProtoICMPv6, uint32(length)))
+	ck = packet.UpdateChecksum(ck, oldType, newType)
+	ck = packet.UpdateChecksum(ck, ic.Ident(), id)
+	ic.SetTypeCode(uint8(newType>>8), 0)
+	ic.SetIdent(id)
+	ic.SetChecksum(ck)
+}
+
+func addrSum4(a, b *[4]byte) uint16 {
+	return packet.Checksum(b[:], packet.Checksum(a[:], 0))
+}
+
+func addrSum6(a, b *[16]byte) uint16 {
+	return packet.Checksum(b[:], packet.Checksum(a[:], 0))
+}

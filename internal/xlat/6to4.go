@@ -1,0 +1,249 @@
+package xlat
+
+import (
+	"github.com/nat64kit/nat64kit/internal/nat64"
+	"github.com/nat64kit/nat64kit/internal/packet"
+	"github.com/nat64kit/nat64kit/internal/state"
+)
+
+// packet6to4 carries one IPv6 packet through the steps of from6. Each step
+// returns nat64.Translated to go on, or the reason to drop.
+type packet6to4 struct {
+	buf      []byte
+	off      int
+	p        []byte // the IPv6 packet, buf[off:off+n]
+	in       packet.Info
+	src6     [16]byte
+	dst6     [16]byte
+	z        [4]byte // the IPv4 destination, extracted from dst6
+	l4       []byte  // the upper-layer header and data
+	flow     state.Flow6
+	tcpFlags uint8
+	frag     fragKey // set for a fragment
+
+	// The outgoing tuple (step 2).
+	src4    [4]byte
+	port4   uint16
+	hairpin bool // the destination is one of our own pool4 addresses
+}
+
+// from6 is the IPv6 -> IPv4 pipeline.
+func (t *Translator) from6(buf []byte, off, n int, now int64, out *Output) nat64.DropReason {
+	x := packet6to4{buf: buf, off: off, p: buf[off : off+n]}
+	if r := t.determineIncomingTuple6(&x, out); r != nat64.Translated {
+		return r
+	}
+	if x.in.Proto == nat64.ProtoICMPv6 && packet.IsICMPv6Error(x.l4[0]) {
+		return t.icmpError6to4(x.p[:x.in.Len], &x.in, x.z, now, out)
+	}
+	if r := t.filterAndUpdate6(&x, now, out); r != nat64.Translated {
+		return r
+	}
+	if r := t.checkSize6to4(&x, out); r != nat64.Translated {
+		return r
+	}
+	start, end := t.translate6to4(&x)
+	return t.handOver6to4(&x, start, end, now, out)
+}
+
+// determineIncomingTuple6 is RFC 6146 §3.4 for an IPv6 packet: it parses
+// and checks the packet and reads its 5-tuple (for ICMP echo, the
+// identifier stands for both ports).
+func (t *Translator) determineIncomingTuple6(x *packet6to4, out *Output) nat64.DropReason {
+	in := &x.in
+	if packet.ParseIPv6(x.p, in) != packet.OK {
+		return nat64.MalformedIPv6
+	}
+	h := packet.IPv6(x.p)
+	x.src6, x.dst6 = h.Src(), h.Dst()
+	z, ok := t.prefix.Extract(x.dst6)
+	if !ok {
+		return nat64.NotPool6
+	}
+	x.z = z
+	if h.HopLimit() <= 1 {
+		t.icmp6Error(x.p[:in.Len], in, packet.ICMPv6TimeExceeded, 0, 0, out)
+		return nat64.TTLExpired
+	}
+	if in.SegLeftOff != 0 {
+		// RFC 7915 §5.1: Parameter Problem code 0 pointing at Segments Left.
+		t.icmp6Error(x.p[:in.Len], in, packet.ICMPv6ParamProblem, 0, uint32(in.SegLeftOff), out)
+		return nat64.SegmentsLeft
+	}
+	x.flow.Src, x.flow.Dst = x.src6, z
+	x.l4 = x.p[in.L4Off:in.Len]
+	if in.Fragmented {
+		x.frag = fragKey{src: x.src6, dst: x.dst6, id: in.FragID, proto: in.Proto, v6: true}
+	}
+	switch in.Proto {
+	case nat64.ProtoTCP:
+		x.flow.Proto = nat64.TCP
+		if in.HasL4Header() {
+			tc := packet.TCP(x.l4)
+			x.flow.SrcPort, x.flow.DstPort, x.tcpFlags = tc.SrcPort(), tc.DstPort(), tc.Flags()
+		}
+	case nat64.ProtoUDP:
+		x.flow.Proto = nat64.UDP
+		if in.HasL4Header() {
+			u := packet.UDP(x.l4)
+			if u.Checksum() == 0 {
+				return nat64.UDP6ZeroChecksum
+			}
+			x.flow.SrcPort, x.flow.DstPort = u.SrcPort(), u.DstPort()
+		}
+	case nat64.ProtoICMPv6:
+		if in.Fragmented {
+			return nat64.FragmentedICMP
+		}
+		ic := packet.ICMPv6(x.l4)
+		if packet.IsICMPv6Error(ic.Type()) {
+			return nat64.Translated // from6 hands it to icmpError6to4
+		}
+		if ic.Type() != packet.ICMPv6EchoRequest && ic.Type() != packet.ICMPv6EchoReply || ic.Code() != 0 {
+			return nat64.UntranslatableICMP
+		}
+		x.flow.Proto = nat64.ICMP
+		x.flow.SrcPort, x.flow.DstPort = ic.Ident(), ic.Ident()
+	default:
+		return nat64.UnsupportedProto
+	}
+	return nat64.Translated
+}
+
+// filterAndUpdate6 is RFC 6146 §3.5 (filtering and updating the BIB and
+// session tables) and §3.6 (computing the outgoing tuple). A later
+// fragment carries no ports: it takes the source its first fragment got.
+func (t *Translator) filterAndUpdate6(x *packet6to4, now int64, out *Output) nat64.DropReason {
+	if !x.in.HasL4Header() {
+		a, ok := t.frags.get(&x.frag, now)
+		if !ok {
+			return nat64.FragmentNoState
+		}
+		copy(x.src4[:], a[:4])
+	} else {
+		var r nat64.DropReason
+		x.src4, x.port4, r = t.tbl.Outbound(&x.flow, x.tcpFlags, now)
+		if r != nat64.Translated {
+			if r == nat64.Pool4Exhausted {
+				// RFC 6146 §3.5.1.1: Destination Unreachable, Address
+				// Unreachable.
+				t.icmp6Error(x.p[:x.in.Len], &x.in, packet.ICMPv6DestUnreach, 3, 0, out)
+			}
+			return r
+		}
+		if x.in.Fragmented {
+			var a [16]byte
+			copy(a[:], x.src4[:])
+			t.frags.put(&x.frag, &a, now)
+		}
+	}
+	x.hairpin = t.tbl.OwnsIPv4(x.z)
+	return nat64.Translated
+}
+
+// checkSize6to4 answers a packet too big for the IPv4 side with Packet Too
+// Big (RFC 7915 §5.1), reporting the IPv4 MTU plus the header difference.
+func (t *Translator) checkSize6to4(x *packet6to4, out *Output) nat64.DropReason {
+	if packet.IPv4MinHeader+len(x.l4) <= t.mtu4 || x.hairpin {
+		return nat64.Translated
+	}
+	mtu := max(t.mtu4+20, packet.IPv6MinMTU)
+	t.icmp6Error(x.p[:x.in.Len], &x.in, packet.ICMPv6PacketTooBig, 0, uint32(mtu), out)
+	return nat64.PacketTooBigSent
+}
+
+// translate6to4 is RFC 7915 §5.1, in place: the IPv4 header goes right
+// before the upper-layer header, over the tail of the IPv6 header(s), and
+// the upper layer's ports and checksum are updated. It returns where the
+// IPv4 packet lies in buf.
+func (t *Translator) translate6to4(x *packet6to4) (start, end int) {
+	in := &x.in
+	h := packet.IPv6(x.p)
+	outLen := packet.IPv4MinHeader + len(x.l4)
+	start = x.off + in.L4Off - packet.IPv4MinHeader
+	f := packet.IPv4Fields{
+		TOS:      h.TrafficClass(),
+		TotalLen: uint16(outLen),
+		TTL:      h.HopLimit() - 1,
+		Protocol: in.Proto,
+		Src:      x.src4,
+		Dst:      x.z,
+	}
+	if in.FragHdrOff != 0 {
+		// RFC 7915 §5.1.1: identification from the Fragment header, DF
+		// clear so IPv4 routers may fragment further.
+		f.ID, f.MF, f.FragOffset = uint16(in.FragID), in.MoreFrags, in.FragOffset
+	} else {
+		f.ID, f.DF = t.nextID(), outLen > dfThreshold
+	}
+	if in.Proto == nat64.ProtoICMPv6 {
+		f.Protocol = nat64.ProtoICMPv4
+	}
+	o := packet.IPv4(x.buf[start : start+outLen])
+	o.Encode(&f)
+	if in.HasL4Header() {
+		t.translateUpperLayer6to4(x, o[packet.IPv4MinHeader:])
+	}
+	return start, start + outLen
+}
+
+// translateUpperLayer6to4 rewrites the source port (the identifier for
+// ICMP) to the outgoing tuple's, and moves the checksum from the IPv6
+// pseudo-header to the IPv4 one, incrementally.
+func (t *Translator) translateUpperLayer6to4(x *packet6to4, l4 []byte) {
+	addrOld := packet.Add(packet.Checksum(x.src6[:], 0), packet.Checksum(x.dst6[:], 0))
+	addrNew := packet.Add(packet.Checksum(x.src4[:], 0), packet.Checksum(x.z[:], 0))
+	switch x.in.Proto {
+	case nat64.ProtoTCP:
+		tc := packet.TCP(l4)
+		ck := packet.UpdateChecksum(tc.Checksum(), addrOld, addrNew)
+		ck = packet.UpdateChecksum(ck, tc.SrcPort(), x.port4)
+		tc.SetSrcPort(x.port4)
+		tc.SetChecksum(ck)
+	case nat64.ProtoUDP:
+		u := packet.UDP(l4)
+		ck := packet.UpdateChecksum(u.Checksum(), addrOld, addrNew)
+		ck = packet.UpdateChecksum(ck, u.SrcPort(), x.port4)
+		if ck == 0 {
+			ck = 0xffff // 0 would mean "no checksum" in IPv4
+		}
+		u.SetSrcPort(x.port4)
+		u.SetChecksum(ck)
+	case nat64.ProtoICMPv6:
+		echo6to4(l4, &x.src6, &x.dst6, x.port4, len(l4))
+	}
+}
+
+// handOver6to4 queues the IPv4 packet buf[start:end], or, when its
+// destination is one of our own pool4 addresses, sends it straight back
+// through the 4->6 pipeline (RFC 6146 §3.8, hairpinning).
+func (t *Translator) handOver6to4(x *packet6to4, start, end int, now int64, out *Output) nat64.DropReason {
+	t.count(SixToFour, x.in.Proto, x.buf[start:end])
+	if x.hairpin {
+		t.Counters.Hairpinned++
+		return t.from4(x.buf, start, end-start, now, out, true)
+	}
+	if !out.pushInPlace(x.buf, start, end) {
+		return nat64.OutputFull
+	}
+	return nat64.Translated
+}
+
+// echo6to4 turns an ICMPv6 echo message into ICMPv4 in place, updating the
+// checksum incrementally (an incorrect one stays incorrect): the ICMPv6
+// pseudo-header, which carried length, leaves the sum, the type changes,
+// and the identifier becomes id.
+func echo6to4(l4 []byte, src6, dst6 *[16]byte, id uint16, length int) {
+	ic := packet.ICMPv6(l4)
+	oldType := uint16(ic.Type()) << 8
+	newType := uint16(packet.ICMPv4EchoRequest) << 8
+	if ic.Type() == packet.ICMPv6EchoReply {
+		newType = uint16(packet.ICMPv4EchoReply) << 8
+	}
+	ck := packet.UpdateChecksum(ic.Checksum(), packet.PseudoHeaderSum6(src6, dst6, nat64.ProtoICMPv6, uint32(length)), 0)
+	ck = packet.UpdateChecksum(ck, oldType, newType)
+	ck = packet.UpdateChecksum(ck, ic.Ident(), id)
+	ic.SetTypeCode(uint8(newType>>8), 0)
+	ic.SetIdent(id)
+	ic.SetChecksum(ck)
+}

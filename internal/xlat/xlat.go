@@ -1,0 +1,122 @@
+// Package xlat is the stateful NAT64 packet pipeline: RFC 7915 IP/ICMP
+// translation joined to the RFC 6146 state table. Each packet goes through
+// the steps Jool names, one function each: determine the incoming tuple,
+// filter and update state (which computes the outgoing tuple), translate,
+// and hand over for sending. One file per direction: 6to4.go and 4to6.go,
+// with the ICMP-error halves in icmp6to4.go and icmp4to6.go, and the
+// errors the translator originates itself in icmperr.go.
+//
+// A Translator belongs to one worker goroutine. Its only shared mutable
+// state is the *state.Table; counters, the fragment table and identification
+// generators are its own. Process allocates nothing.
+package xlat
+
+import (
+	"math/rand/v2"
+
+	"github.com/nat64kit/nat64kit/internal/nat64"
+	"github.com/nat64kit/nat64kit/internal/packet"
+	"github.com/nat64kit/nat64kit/internal/state"
+	"github.com/nat64kit/nat64kit/nat64conf"
+)
+
+// MinHeadroom is the free space Process needs before the packet: an IPv4
+// header of 20 bytes grows into 40 bytes of IPv6 header plus an 8-byte
+// Fragment header.
+const MinHeadroom = 28
+
+// hopLimitErrors is the hop limit / TTL of the ICMP errors the translator
+// originates.
+const hopLimitErrors = 64
+
+// dfThreshold: RFC 7915 §5.1 sets DF on a translated packet larger than
+// 1260 bytes (so a 1280-byte IPv6 path can still be reported through
+// Fragmentation Needed plus 20 bytes of header growth).
+const dfThreshold = 1260
+
+// Translator translates packets of one NAT64 instance. Not safe for
+// concurrent use: make one per worker goroutine.
+type Translator struct {
+	prefix      nat64.Prefix
+	tbl         *state.Table
+	mtu6        int // IPv6-side MTU (the TUN device's)
+	mtu4        int // IPv4-side next-hop MTU
+	dropZeroUDP bool
+	ipID        uint16 // IPv4 identification generator
+	frags       fragTable
+
+	// Counters are this Translator's statistics; the daemon aggregates them.
+	Counters Counters
+}
+
+// New makes a Translator for the instance, sharing the state table tbl.
+// MTUs of 0 default to 1500; the IPv6 MTU is never taken below 1280.
+func New(in *nat64conf.Instance, tbl *state.Table) *Translator {
+	t := &Translator{
+		prefix:      in.Prefix,
+		tbl:         tbl,
+		mtu6:        in.MTU,
+		mtu4:        in.IPv4MTU,
+		dropZeroUDP: in.DropZeroChecksumUDP,
+	}
+	if t.mtu6 == 0 {
+		t.mtu6 = nat64conf.DefaultMTU
+	}
+	if t.mtu6 < packet.IPv6MinMTU {
+		t.mtu6 = packet.IPv6MinMTU
+	}
+	if t.mtu4 == 0 {
+		t.mtu4 = nat64conf.DefaultMTU
+	}
+	if t.mtu4 < packet.IPv4MinMTU {
+		t.mtu4 = packet.IPv4MinMTU
+	}
+	// Start identifications somewhere that differs between workers and
+	// restarts; uniqueness within the reassembly timeout is what matters.
+	t.ipID = uint16(rand.Uint32())
+	return t
+}
+
+// Process translates the packet at buf[off:off+n] (IPv6 toward IPv4, or
+// IPv4 toward IPv6, chosen by its version). buf[:off] is free headroom, at
+// least MinHeadroom bytes, so IPv4->IPv6 growth happens in place; the packet
+// bytes are rewritten. now is a monotonic time in nanoseconds. out is reset
+// and receives what to send: the translated packet (or its fragments) and/or
+// an ICMP error toward the sender. The return value is nat64.Translated or why the
+// packet was dropped (already counted in t.Counters); some drops come with
+// an ICMP error in out (Time Exceeded, Parameter Problem, Packet Too Big,
+// Fragmentation Needed, Address Unreachable), so always send out.List().
+func (t *Translator) Process(buf []byte, off, n int, now int64, out *Output) nat64.DropReason {
+	out.Reset()
+	var r nat64.DropReason
+	if n <= 0 || off < 0 || off+n > len(buf) {
+		r = nat64.UnknownVersion
+	} else {
+		switch buf[off] >> 4 {
+		case 6:
+			r = t.from6(buf, off, n, now, out)
+		case 4:
+			r = t.from4(buf, off, n, now, out, false)
+		default:
+			r = nat64.UnknownVersion
+		}
+	}
+	if r != nat64.Translated {
+		t.Counters.Drops[r]++
+	}
+	return r
+}
+
+// count counts a translated packet of IP protocol proto (always TCP, UDP
+// or ICMP here).
+func (t *Translator) count(d Direction, proto nat64.Proto, b []byte) {
+	tr, _ := nat64.TransportOf(proto)
+	i := tr.Index()
+	t.Counters.Packets[d][i]++
+	t.Counters.Bytes[d][i] += uint64(len(b))
+}
+
+func (t *Translator) nextID() uint16 {
+	t.ipID++
+	return t.ipID
+}
