@@ -6,7 +6,7 @@ BIN   := bin
 TOOLS := $(BIN)/tools
 DEPS  := ./scripts/deps.sh
 
-.PHONY: all build demo test fresh-check deps-test fmt vet staticcheck unit fuzz bench clean
+.PHONY: all build man demo test fresh-check deps-test fmt vet staticcheck unit fuzz bench clean
 
 all: build
 
@@ -14,6 +14,10 @@ build:
 	$(GO) build -o $(BIN)/nat64ctl ./nat64ctl
 	$(GO) build -o $(BIN)/coredns ./plugin/coredns
 	$(GO) build -o $(BIN)/demoserver ./test/demoserver
+
+## man: one man page per nat64ctl command, from the command tree, into docs/man/.
+man:
+	$(GO) run ./internal/cli/genman docs/man
 
 ## demo: the whole DNS64 + NAT64 flow in network namespaces (root), on
 ## corefile-examples/.

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -38,7 +38,7 @@ func TestJSONOutputsParse(t *testing.T) {
 		{[]string{"bib", "show", "--control", addr, "--json"}, &[]control.BIBEntry{}},
 		{[]string{"stats", "--control", addr, "--json"}, &control.Stats{}},
 		{[]string{"addr", "synth", "192.0.2.1", "--prefix", "64:ff9b:1::/96", "--json"}, &[]AddrResult{}},
-		{[]string{"check", "-c", filepath.Join("..", "corefile-examples", "nat64.toml"), "--json"}, &CheckResult{}},
+		{[]string{"check", "-c", filepath.Join("..", "..", "corefile-examples", "nat64.toml"), "--json"}, &CheckResult{}},
 	} {
 		code, out, stderr := nat64ctl(t, tc.args...)
 		dec := json.NewDecoder(strings.NewReader(out))

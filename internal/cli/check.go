@@ -1,10 +1,13 @@
-package main
+package cli
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/nat64kit/nat64kit/internal/corefile"
 	"github.com/nat64kit/nat64kit/nat64conf"
@@ -38,16 +41,11 @@ type DNS64Summary struct {
 	Prefixes []string `json:"prefixes"`
 }
 
-func checkCmd() *command {
-	fs := newFlags("check")
-	config := fs.String("c", defaultConfig, "nat64.toml to validate")
-	core := fs.String("corefile", "", "also check that this Corefile's dns64 prefixes and the instances' prefixes agree")
-	workDir := fs.String("workdir", "", "the directory CoreDNS runs in, against which relative root and instances paths resolve (default: the Corefile's directory)")
-	c := &command{
-		name:  "check",
-		usage: "nat64ctl check [-c nat64.toml] [--corefile FILE [--workdir DIR]] [--json]",
-		short: "validate nat64.toml; prove the dns64 and NAT64 prefixes agree",
-		long: `check validates nat64.toml and, with --corefile, reads the Corefile with the
+func checkCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "validate nat64.toml; prove the dns64 and NAT64 prefixes agree",
+		Long: `check validates nat64.toml and, with --corefile, reads the Corefile with the
 dns64 plugin's own parser, so it sees per server block exactly the prefixes the
 plugin will synthesize with (given inline, with "prefix", through "instances
 FILE", or the default). It fails when DNS64 synthesizes with a prefix that no
@@ -55,10 +53,15 @@ NAT64 instance owns, or an instance's prefix is used by no dns64 block. Relative
 "root" and "instances" paths resolve against --workdir, the directory CoreDNS
 runs in; by default the Corefile's own. Exit status 0: all agree; 1: a problem
 was found (each named with file and line); 2: usage error.`,
-		flags:   fs,
-		maxArgs: 0,
+		Example: `  nat64ctl check -c /etc/nat64kit/nat64.toml
+  nat64ctl check -c /etc/nat64kit/nat64.toml --corefile /etc/coredns/Corefile --json`,
+		Args: noArgs,
 	}
-	c.exec = func(e *env, _ []string) error {
+	config := cmd.Flags().StringP("config", "c", DefaultConfig, "nat64.toml to validate")
+	core := cmd.Flags().String("corefile", "", "also check that this Corefile's dns64 prefixes and the instances' prefixes agree")
+	workDir := cmd.Flags().String("workdir", "", "the directory CoreDNS runs in, against which relative root and instances paths resolve (default: the Corefile's directory)")
+	asJSON := addJSON(cmd)
+	cmd.RunE = func(c *cobra.Command, _ []string) error {
 		res := CheckResult{Config: *config, Corefile: *core}
 		cfg, err := nat64conf.Load(*config)
 		if err != nil {
@@ -90,44 +93,44 @@ was found (each named with file and line); 2: usage error.`,
 			}
 		}
 		res.OK = len(res.Errors) == 0 && len(res.Mismatches) == 0
-		if e.json {
-			if err := printJSON(e.stdout, res); err != nil {
+		if *asJSON {
+			if err := printJSON(c.OutOrStdout(), res); err != nil {
 				return err
 			}
 		} else {
-			printCheck(e, &res)
+			printCheck(c.OutOrStdout(), c.ErrOrStderr(), &res)
 		}
 		if !res.OK {
 			return problem("check failed: %d error(s), %d mismatch(es)", len(res.Errors), len(res.Mismatches))
 		}
 		return nil
 	}
-	return c.withJSON()
+	return cmd
 }
 
-func printCheck(e *env, res *CheckResult) {
+func printCheck(stdout, stderr io.Writer, res *CheckResult) {
 	for _, s := range res.Errors {
-		fmt.Fprintf(e.stderr, "error: %s\n", s)
+		fmt.Fprintf(stderr, "error: %s\n", s)
 	}
 	for _, s := range res.Mismatches {
-		fmt.Fprintf(e.stderr, "mismatch: %s\n", s)
+		fmt.Fprintf(stderr, "mismatch: %s\n", s)
 	}
 	if len(res.Instances) > 0 {
-		fmt.Fprintf(e.stdout, "%s: %d instance(s)\n", res.Config, len(res.Instances))
-		tw := newTable(e.stdout, "NAME", "PREFIX", "POOL4", "WEIGHT", "CONTROL")
+		fmt.Fprintf(stdout, "%s: %d instance(s)\n", res.Config, len(res.Instances))
+		tw := newTable(stdout, "NAME", "PREFIX", "POOL4", "WEIGHT", "CONTROL")
 		for _, in := range res.Instances {
 			tw.row(in.Name, in.Prefix, strings.Join(in.Pool4, ","), fmt.Sprint(in.Weight), orDash(in.Control))
 		}
 		tw.flush()
 	}
 	for _, d := range res.DNS64 {
-		fmt.Fprintf(e.stdout, "dns64 at %s (%s) synthesizes with %s\n", d.Where, strings.Join(d.Zones, " "), strings.Join(d.Prefixes, ", "))
+		fmt.Fprintf(stdout, "dns64 at %s (%s) synthesizes with %s\n", d.Where, strings.Join(d.Zones, " "), strings.Join(d.Prefixes, ", "))
 	}
 	if res.OK {
 		if res.Corefile != "" {
-			fmt.Fprintln(e.stdout, "ok: every dns64 prefix is owned by a NAT64 instance and every instance's prefix is in use")
+			fmt.Fprintln(stdout, "ok: every dns64 prefix is owned by a NAT64 instance and every instance's prefix is in use")
 		} else {
-			fmt.Fprintln(e.stdout, "ok")
+			fmt.Fprintln(stdout, "ok")
 		}
 	}
 }
@@ -151,11 +154,4 @@ func errorLines(err error) []string {
 		return out
 	}
 	return []string{err.Error()}
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

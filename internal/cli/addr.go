@@ -1,8 +1,11 @@
-package main
+package cli
 
 import (
 	"fmt"
+	"io"
 	"net/netip"
+
+	"github.com/spf13/cobra"
 
 	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/nat64conf"
@@ -16,41 +19,39 @@ type AddrResult struct {
 	Instance string `json:"instance,omitempty"`
 }
 
-func addrCmd() *command {
-	return &command{
-		name:  "addr",
-		usage: "nat64ctl addr synth|extract ADDRESS [flags]",
-		short: "RFC 6052 address arithmetic: embed or extract an IPv4 address",
-		sub:   []*command{addrSynthCmd(), addrExtractCmd()},
-	}
+func addrCmd() *cobra.Command {
+	return group(&cobra.Command{
+		Use:     "addr",
+		Short:   "RFC 6052 address arithmetic: embed or extract an IPv4 address",
+		Example: "  nat64ctl addr synth 198.51.100.2 --prefix 2001:db8:64::/96",
+	}, addrSynthCmd(), addrExtractCmd())
 }
 
-func addrSynthCmd() *command {
-	fs := newFlags("synth")
-	config := fs.String("c", defaultConfig, "nat64.toml whose instances give the prefixes")
-	instance := fs.String("instance", "", "use this instance's prefix")
-	prefix := fs.String("prefix", "", "use this prefix instead of nat64.toml")
-	c := &command{
-		name:  "synth",
-		usage: "nat64ctl addr synth IPV4 [--instance NAME | --prefix PREFIX] [-c nat64.toml] [--json]",
-		short: "the IPv6 address DNS64 synthesizes for an IPv4 address",
-		long: `synth embeds IPV4 into a NAT64 prefix (RFC 6052 section 2.2) and prints the
+func addrSynthCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "synth IPV4",
+		Short: "the IPv6 address DNS64 synthesizes for an IPv4 address",
+		Long: `synth embeds IPV4 into a NAT64 prefix (RFC 6052 section 2.2) and prints the
 IPv6 address in RFC 5952 form: with --prefix, that prefix; with --instance, that
 instance's; otherwise one line per instance of nat64.toml. The Well-Known Prefix
 64:ff9b::/96 is refused for non-global IPv4 addresses (RFC 6052 section 3.1).`,
-		flags:   fs,
-		minArgs: 1,
-		maxArgs: 1,
+		Example: `  nat64ctl addr synth 198.51.100.2 --prefix 2001:db8:64::/96
+  nat64ctl addr synth 198.51.100.2 -c nat64.toml --json`,
+		Args: exactArgs(1),
 	}
-	c.exec = func(e *env, args []string) error {
+	sel := addInstanceFlags(cmd, false)
+	cmd.Flags().Lookup("instance").Usage = "use this instance's prefix (default: one line per instance)"
+	prefix := cmd.Flags().String("prefix", "", "use this prefix instead of nat64.toml")
+	asJSON := addJSON(cmd)
+	cmd.RunE = func(c *cobra.Command, args []string) error {
 		v4, err := netip.ParseAddr(args[0])
 		if err != nil || !v4.Is4() {
 			return usageErr("%q is not an IPv4 address", args[0])
 		}
-		if *prefix != "" && *instance != "" {
+		if *prefix != "" && sel.instance != "" {
 			return usageErr("give --prefix or --instance, not both")
 		}
-		targets, err := prefixTargets(*config, *prefix, *instance)
+		targets, err := prefixTargets(sel.config, *prefix, sel.instance)
 		if err != nil {
 			return err
 		}
@@ -63,36 +64,35 @@ instance's; otherwise one line per instance of nat64.toml. The Well-Known Prefix
 			}
 			results = append(results, AddrResult{IPv4: v4.String(), IPv6: t.prefix.EmbedAddr(v4).String(), Prefix: t.prefix.String(), Instance: t.instance})
 		}
-		if err := printAddrResults(e, results, showIPv6, len(targets) > 1); err != nil {
+		if err := printAddrResults(c.OutOrStdout(), *asJSON, results, showIPv6, len(targets) > 1); err != nil {
 			return err
 		}
 		for _, r := range refused {
-			fmt.Fprintf(e.stderr, "refused: %s\n", r)
+			fmt.Fprintf(c.ErrOrStderr(), "refused: %s\n", r)
 		}
 		if len(refused) > 0 {
 			return problem("%d of %d prefix(es) refused %s", len(refused), len(targets), v4)
 		}
 		return nil
 	}
-	return c.withJSON()
+	return cmd
 }
 
-func addrExtractCmd() *command {
-	fs := newFlags("extract")
-	config := fs.String("c", defaultConfig, "nat64.toml whose instances give the prefixes")
-	prefix := fs.String("prefix", "", "the prefix the address was synthesized with, instead of nat64.toml")
-	c := &command{
-		name:  "extract",
-		usage: "nat64ctl addr extract IPV6 [--prefix PREFIX] [-c nat64.toml] [--json]",
-		short: "the IPv4 address embedded in a synthesized IPv6 address",
-		long: `extract finds the prefix the IPv6 address lies in (--prefix, or the instances of
+func addrExtractCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "extract IPV6",
+		Short: "the IPv4 address embedded in a synthesized IPv6 address",
+		Long: `extract finds the prefix the IPv6 address lies in (--prefix, or the instances of
 nat64.toml, or the Well-Known Prefix 64:ff9b::/96) and prints the embedded IPv4
 address.`,
-		flags:   fs,
-		minArgs: 1,
-		maxArgs: 1,
+		Example: `  nat64ctl addr extract 2001:db8:64::c633:6402
+  nat64ctl addr extract 2001:db8:64::c633:6402 --prefix 2001:db8:64::/96 --json`,
+		Args: exactArgs(1),
 	}
-	c.exec = func(e *env, args []string) error {
+	config := cmd.Flags().StringP("config", "c", DefaultConfig, "nat64.toml whose instances give the prefixes")
+	prefix := cmd.Flags().String("prefix", "", "the prefix the address was synthesized with, instead of nat64.toml")
+	asJSON := addJSON(cmd)
+	cmd.RunE = func(c *cobra.Command, args []string) error {
 		v6, err := netip.ParseAddr(args[0])
 		if err != nil || !v6.Is6() || v6.Is4In6() {
 			return usageErr("%q is not an IPv6 address", args[0])
@@ -112,12 +112,12 @@ address.`,
 		}
 		for _, t := range targets {
 			if v4, ok := t.prefix.ExtractAddr(v6); ok {
-				return printAddrResults(e, []AddrResult{{IPv4: v4.String(), IPv6: v6.String(), Prefix: t.prefix.String(), Instance: t.instance}}, showIPv4, false)
+				return printAddrResults(c.OutOrStdout(), *asJSON, []AddrResult{{IPv4: v4.String(), IPv6: v6.String(), Prefix: t.prefix.String(), Instance: t.instance}}, showIPv4, false)
 			}
 		}
 		return problem("%s is not inside %s", v6, targetList(targets))
 	}
-	return c.withJSON()
+	return cmd
 }
 
 type prefixTarget struct {
@@ -164,18 +164,18 @@ func targetList(ts []prefixTarget) string {
 
 // printAddrResults prints the asked-for address alone on its line (for
 // scripts), prefixed by the instance name when there are several.
-func printAddrResults(e *env, rs []AddrResult, show func(AddrResult) string, named bool) error {
-	if e.json {
+func printAddrResults(w io.Writer, asJSON bool, rs []AddrResult, show func(AddrResult) string, named bool) error {
+	if asJSON {
 		if rs == nil {
 			rs = []AddrResult{}
 		}
-		return printJSON(e.stdout, rs)
+		return printJSON(w, rs)
 	}
 	for _, r := range rs {
 		if named {
-			fmt.Fprintf(e.stdout, "%s\t%s\n", r.Instance, show(r))
+			fmt.Fprintf(w, "%s\t%s\n", r.Instance, show(r))
 		} else {
-			fmt.Fprintln(e.stdout, show(r))
+			fmt.Fprintln(w, show(r))
 		}
 	}
 	return nil

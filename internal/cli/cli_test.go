@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -7,71 +7,123 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // nat64ctl runs the CLI in-process and returns its exit status and output.
 func nat64ctl(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code = run(newRoot(), args, &out, &errb)
+	code = Execute(args, &out, &errb)
 	return code, out.String(), errb.String()
 }
 
-// walk visits every node of the command tree with its argument path.
-func walk(c *command, path []string, fn func(*command, []string)) {
+// walk visits every command of the tree with its argument path.
+func walk(c *cobra.Command, path []string, fn func(*cobra.Command, []string)) {
 	fn(c, path)
-	for _, s := range c.sub {
-		walk(s, append(append([]string(nil), path...), s.name), fn)
+	for _, s := range c.Commands() {
+		walk(s, append(append([]string(nil), path...), s.Name()), fn)
 	}
+}
+
+// printsData are the commands whose output is data: they take --json.
+var printsData = [][]string{
+	{"check"}, {"route", "show"}, {"session", "show"}, {"bib", "show"}, {"stats"}, {"addr", "synth"}, {"addr", "extract"},
 }
 
 func TestCommandTree(t *testing.T) {
-	root := newRoot()
+	root := NewRoot()
+	data := map[string]bool{}
+	for _, p := range printsData {
+		data[strings.Join(append([]string{"nat64ctl"}, p...), " ")] = true
+	}
 	seen := 0
-	walk(root, nil, func(c *command, path []string) {
+	walk(root, nil, func(c *cobra.Command, path []string) {
 		seen++
-		if c.short == "" || c.usage == "" {
-			t.Errorf("%q: missing short help or usage", c.path())
+		name := c.CommandPath()
+		if c.Short == "" || c.Example == "" {
+			t.Errorf("%q: missing short help or example", name)
 		}
-		if !strings.HasPrefix(c.usage, c.path()) {
-			t.Errorf("%q: usage %q does not start with the command's path", c.path(), c.usage)
+		if c.RunE == nil && c.Run == nil {
+			t.Errorf("%q: does not run", name)
 		}
-		if (c.exec == nil) == (len(c.sub) == 0) {
-			t.Errorf("%q: a node must either run or have subcommands", c.path())
+		if got := c.Flags().Lookup("json") != nil; got != data[name] {
+			t.Errorf("%q: has --json %v, want %v (prints data: %v)", name, got, data[name], data[name])
 		}
-		code, out, _ := nat64ctl(t, append(path, "--help")...)
-		if code != 0 || !strings.Contains(out, "Usage: "+c.usage) {
-			t.Errorf("%q --help: status %d, output %q", c.path(), code, out)
+		code, out, stderr := nat64ctl(t, append(path, "--help")...)
+		if code != 0 || !strings.Contains(out, "Usage:") || !strings.Contains(out, "Examples:") {
+			t.Errorf("%q --help: status %d, output %q, stderr %q", name, code, out, stderr)
 		}
-		for _, s := range c.sub {
-			if !strings.Contains(out, "  "+s.name) {
-				t.Errorf("%q --help does not list %q", c.path(), s.name)
+		for _, s := range c.Commands() {
+			if !strings.Contains(out, "  "+s.Name()+" ") {
+				t.Errorf("%q --help does not list %q", name, s.Name())
+			}
+		}
+		// Help is generated from the flags, so every flag appears in it.
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			if !strings.Contains(out, "--"+f.Name) {
+				t.Errorf("%q --help does not show --%s", name, f.Name)
+			}
+		})
+		// An inner node without a subcommand is a usage error.
+		if c.HasSubCommands() {
+			if code, _, stderr := nat64ctl(t, path...); code != exitUsage || !strings.Contains(stderr, "subcommand") {
+				t.Errorf("%q alone: status %d, stderr %q", name, code, stderr)
 			}
 		}
 	})
-	if seen < 15 {
+	if seen < 19 {
 		t.Errorf("only %d commands in the tree", seen)
+	}
+	for _, p := range append(printsData, []string{"run"}, []string{"route", "sync"}, []string{"route", "flush"},
+		[]string{"bib", "add"}, []string{"bib", "remove"}, []string{"reload"}, []string{"completion", "bash"}) {
+		if c, rest, err := root.Find(p); err != nil || len(rest) != 0 || c.Name() != p[len(p)-1] {
+			t.Errorf("%v: %v (found %v, rest %v)", p, err, c.CommandPath(), rest)
+		}
 	}
 }
 
-func TestDesignCommandsExist(t *testing.T) {
-	root := newRoot()
-	for _, path := range [][]string{
-		{"run"}, {"check"}, {"route", "show"}, {"route", "sync"}, {"route", "flush"},
-		{"session", "show"}, {"bib", "show"}, {"bib", "add"}, {"bib", "remove"}, {"stats"},
-		{"addr", "synth"}, {"addr", "extract"}, {"reload"},
-	} {
-		c, rest, err := root.find(path)
-		if err != nil || len(rest) != 0 || c.exec == nil {
-			t.Errorf("%v: %v", path, err)
+// Every shell's completion script comes out, and --instance completes from
+// nat64.toml.
+func TestCompletion(t *testing.T) {
+	for shell, marker := range map[string]string{"bash": "__nat64ctl_", "zsh": "#compdef nat64ctl", "fish": "complete -c nat64ctl"} {
+		code, out, stderr := nat64ctl(t, "completion", shell)
+		if code != 0 || !strings.Contains(out, marker) {
+			t.Errorf("completion %s: status %d, stderr %q, %d bytes without %q", shell, code, stderr, len(out), marker)
 		}
 	}
-	// The commands whose output is data take --json.
-	for _, path := range [][]string{{"check"}, {"route", "show"}, {"session", "show"}, {"bib", "show"}, {"stats"}, {"addr", "synth"}, {"addr", "extract"}} {
-		c, _, _ := root.find(path)
-		if c.jsonFlag == nil {
-			t.Errorf("%v has no --json", path)
+	code, out, _ := nat64ctl(t, cobra.ShellCompNoDescRequestCmd, "stats", "-c", examples(t, "nat64.toml"), "--instance", "")
+	if code != 0 || !strings.Contains(out, "nat64-a\n") || !strings.Contains(out, "nat64-b\n") {
+		t.Errorf("--instance completion: status %d, %q", code, out)
+	}
+	code, out, _ = nat64ctl(t, cobra.ShellCompNoDescRequestCmd, "session", "show", "--proto", "")
+	if code != 0 || !strings.Contains(out, "tcp\nudp\nicmp\n") {
+		t.Errorf("--proto completion: status %d, %q", code, out)
+	}
+}
+
+// The man pages are generated from the same tree: one page per command.
+func TestManPages(t *testing.T) {
+	dir := t.TempDir()
+	if err := WriteManPages(dir); err != nil {
+		t.Fatal(err)
+	}
+	pages := 0
+	walk(NewRoot(), nil, func(c *cobra.Command, path []string) {
+		if !c.IsAvailableCommand() && c.HasParent() {
+			return
 		}
+		pages++
+		name := strings.ReplaceAll(c.CommandPath(), " ", "-") + ".1"
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || !strings.Contains(string(b), ".SH EXAMPLE") {
+			t.Errorf("%s: %v, %d bytes", name, err, len(b))
+		}
+	})
+	if files, _ := filepath.Glob(filepath.Join(dir, "*.1")); len(files) != pages {
+		t.Errorf("%d man pages for %d commands", len(files), pages)
 	}
 }
 
@@ -157,7 +209,7 @@ func TestAddrWithConfig(t *testing.T) {
 // examples returns the path of a file in corefile-examples/.
 func examples(t *testing.T, name string) string {
 	t.Helper()
-	p := filepath.Join("..", "corefile-examples", name)
+	p := filepath.Join("..", "..", "corefile-examples", name)
 	if _, err := os.Stat(p); err != nil {
 		t.Fatal(err)
 	}
@@ -166,13 +218,13 @@ func examples(t *testing.T, name string) string {
 
 // Every Corefile in corefile-examples agrees with the nat64.toml beside it.
 func TestCheckExamples(t *testing.T) {
-	tomls, _ := filepath.Glob(filepath.Join("..", "corefile-examples", "*.toml"))
+	tomls, _ := filepath.Glob(filepath.Join("..", "..", "corefile-examples", "*.toml"))
 	for _, f := range tomls {
 		if code, out, stderr := nat64ctl(t, "check", "-c", f); code != 0 {
 			t.Errorf("%s: status %d\n%s%s", f, code, out, stderr)
 		}
 	}
-	corefiles, _ := filepath.Glob(filepath.Join("..", "corefile-examples", "Corefile*"))
+	corefiles, _ := filepath.Glob(filepath.Join("..", "..", "corefile-examples", "Corefile*"))
 	if len(corefiles) < 2 {
 		t.Fatalf("found %d Corefiles", len(corefiles))
 	}
