@@ -5,6 +5,7 @@
 package nat64conf
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"time"
@@ -111,6 +112,22 @@ func (c *Config) Instance(name string) (*Instance, bool) {
 		}
 	}
 	return nil, false
+}
+
+// Pick returns the instance named name or, when name is empty, the only
+// one: the rule of every command that acts on one instance.
+func (c *Config) Pick(name string) (*Instance, error) {
+	if name == "" {
+		if len(c.Instances) != 1 {
+			return nil, fmt.Errorf("%s has %d instances: say which with --instance", c.File, len(c.Instances))
+		}
+		return &c.Instances[0], nil
+	}
+	in, ok := c.Instance(name)
+	if !ok {
+		return nil, fmt.Errorf("no instance %q in %s", name, c.File)
+	}
+	return in, nil
 }
 
 // ByPrefix returns the instance whose prefix is p.

@@ -48,15 +48,9 @@ func (f *instanceFlags) pick() (*nat64conf.Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	if f.instance == "" {
-		if len(cfg.Instances) == 1 {
-			return &cfg.Instances[0], nil
-		}
-		return nil, usageErr("%s has %d instances: say which with --instance", cfg.File, len(cfg.Instances))
-	}
-	in, ok := cfg.Instance(f.instance)
-	if !ok {
-		return nil, usageErr("no instance %q in %s", f.instance, cfg.File)
+	in, err := cfg.Pick(f.instance)
+	if err != nil {
+		return nil, usageErr("%v", err)
 	}
 	return in, nil
 }

@@ -83,17 +83,7 @@ func Load(path, name string) (*nat64conf.Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	if name == "" {
-		if len(cfg.Instances) != 1 {
-			return nil, fmt.Errorf("%s has %d instances: say which with --instance", path, len(cfg.Instances))
-		}
-		return &cfg.Instances[0], nil
-	}
-	in, ok := cfg.Instance(name)
-	if !ok {
-		return nil, fmt.Errorf("no instance %q in %s", name, path)
-	}
-	return in, nil
+	return cfg.Pick(name)
 }
 
 // Start brings the instance up: state, TUN queues, routes, control API,
