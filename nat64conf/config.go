@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/nat64kit/nat64kit/internal/nat64"
 )
@@ -23,7 +22,7 @@ type Config struct {
 type Instance struct {
 	Name    string       // also the TUN device name
 	Prefix  nat64.Prefix // pool6
-	Pool4   []Pool4Range
+	Pool4   []nat64.Pool4Range
 	Weight  int    // share of clients dns64 sends here; >= 1
 	Control string // host:port of nat64ctl's HTTP API; "" means none
 
@@ -34,7 +33,7 @@ type Instance struct {
 	// arithmetic.
 	IPv4MTU int
 
-	Timeouts Timeouts
+	Timeouts nat64.Timeouts
 
 	// Filtering is address-dependent by default (RFC 6146 §3.5.2.2 allows
 	// endpoint-independent as an operator choice).
@@ -46,63 +45,13 @@ type Instance struct {
 	MaxSessions          int // across all protocols
 	MaxSessionsPerSource int // per IPv6 source address
 
-	Static []StaticBIB
+	Static []nat64.StaticBIB
 
 	// Line is where the instance's [[instance]] header stands; fieldLines
 	// where each of its keys does, for messages that point at the file.
 	Line       int
 	fieldLines map[string]int
 }
-
-// Pool4Range is one pool4 entry: an IPv4 prefix and the ports usable on
-// each of its addresses.
-type Pool4Range struct {
-	Prefix    netip.Prefix
-	FirstPort uint16
-	LastPort  uint16
-}
-
-// Timeouts are the session lifetimes of RFC 6146 §3.5 / §4.
-type Timeouts struct {
-	UDP            time.Duration
-	TCPEstablished time.Duration
-	TCPTransitory  time.Duration
-	ICMP           time.Duration
-}
-
-// StaticBIB is a static binding (RFC 6146 §3.5: manually configured BIB
-// entries), giving IPv4 hosts a way in to an IPv6 server.
-type StaticBIB struct {
-	Proto nat64.Transport
-	IPv6  netip.AddrPort // for ICMP the port is the echo identifier
-	IPv4  netip.AddrPort
-	Line  int
-}
-
-// Defaults, from RFC 6146 §4 and common practice.
-const (
-	DefaultUDPTimeout            = 5 * time.Minute
-	DefaultTCPEstablishedTimeout = 2*time.Hour + 4*time.Minute
-	DefaultTCPTransitoryTimeout  = 4 * time.Minute
-	DefaultICMPTimeout           = 60 * time.Second
-
-	DefaultMTU                  = 1500
-	DefaultFirstPort            = 1024
-	DefaultLastPort             = 65535
-	DefaultMaxSessions          = 1 << 20
-	DefaultMaxSessionsPerSource = 4096
-
-	// MinIPv6MTU is the IPv6 minimum link MTU (RFC 8200 §5).
-	MinIPv6MTU = 1280
-)
-
-// RFC 6146 floors: a session may not be given a shorter life than these.
-const (
-	MinUDPTimeout            = 2 * time.Minute
-	MinTCPEstablishedTimeout = 2*time.Hour + 4*time.Minute
-	MinTCPTransitoryTimeout  = 4 * time.Minute
-	MinICMPTimeout           = 60 * time.Second
-)
 
 // Instance returns the instance with that name.
 func (c *Config) Instance(name string) (*Instance, bool) {
@@ -164,17 +113,4 @@ func (in *Instance) Pool4Contains(ap netip.AddrPort) bool {
 		}
 	}
 	return false
-}
-
-// Addresses returns how many IPv4 addresses the range holds.
-func (r Pool4Range) Addresses() int { return 1 << (32 - r.Prefix.Bits()) }
-
-// Ports returns how many ports each address of the range offers.
-func (r Pool4Range) Ports() int { return int(r.LastPort) - int(r.FirstPort) + 1 }
-
-func (r Pool4Range) String() string {
-	if r.FirstPort == DefaultFirstPort && r.LastPort == DefaultLastPort {
-		return r.Prefix.String()
-	}
-	return r.Prefix.String() + " " + itoa(int(r.FirstPort)) + "-" + itoa(int(r.LastPort))
 }

@@ -209,10 +209,10 @@ func (v *validator) instance(i int, fi *fileInstance) Instance {
 	}
 
 	in.Weight = int(v.intField(fi.Weight, 1, 1, 1<<16, line("weight"), field("weight")))
-	in.MTU = int(v.intField(fi.MTU, DefaultMTU, MinIPv6MTU, 65535, line("mtu"), field("mtu")))
+	in.MTU = int(v.intField(fi.MTU, nat64.DefaultMTU, nat64.MinIPv6MTU, 65535, line("mtu"), field("mtu")))
 	in.IPv4MTU = int(v.intField(fi.IPv4MTU, int64(in.MTU), 68, 65535, line("ipv4_mtu"), field("ipv4_mtu")))
-	in.MaxSessions = int(v.intField(fi.MaxSessions, DefaultMaxSessions, 1, 1<<28, line("max_sessions"), field("max_sessions")))
-	in.MaxSessionsPerSource = int(v.intField(fi.MaxSessionsPerSource, DefaultMaxSessionsPerSource, 1, 1<<28, line("max_sessions_per_source"), field("max_sessions_per_source")))
+	in.MaxSessions = int(v.intField(fi.MaxSessions, nat64.DefaultMaxSessions, 1, 1<<28, line("max_sessions"), field("max_sessions")))
+	in.MaxSessionsPerSource = int(v.intField(fi.MaxSessionsPerSource, nat64.DefaultMaxSessionsPerSource, 1, 1<<28, line("max_sessions_per_source"), field("max_sessions_per_source")))
 
 	if fi.Control != "" {
 		if err := checkHostPort(fi.Control); err != nil {
@@ -237,11 +237,11 @@ func (v *validator) instance(i int, fi *fileInstance) Instance {
 	}
 
 	t := &fi.Timeouts
-	in.Timeouts = Timeouts{
-		UDP:            v.duration(t.UDP, DefaultUDPTimeout, MinUDPTimeout, line("timeouts.udp"), field("timeouts.udp")),
-		TCPEstablished: v.duration(t.TCPEstablished, DefaultTCPEstablishedTimeout, MinTCPEstablishedTimeout, line("timeouts.tcp_established"), field("timeouts.tcp_established")),
-		TCPTransitory:  v.duration(t.TCPTransitory, DefaultTCPTransitoryTimeout, MinTCPTransitoryTimeout, line("timeouts.tcp_transitory"), field("timeouts.tcp_transitory")),
-		ICMP:           v.duration(t.ICMP, DefaultICMPTimeout, MinICMPTimeout, line("timeouts.icmp"), field("timeouts.icmp")),
+	in.Timeouts = nat64.Timeouts{
+		UDP:            v.duration(t.UDP, nat64.DefaultUDPTimeout, nat64.MinUDPTimeout, line("timeouts.udp"), field("timeouts.udp")),
+		TCPEstablished: v.duration(t.TCPEstablished, nat64.DefaultTCPEstablishedTimeout, nat64.MinTCPEstablishedTimeout, line("timeouts.tcp_established"), field("timeouts.tcp_established")),
+		TCPTransitory:  v.duration(t.TCPTransitory, nat64.DefaultTCPTransitoryTimeout, nat64.MinTCPTransitoryTimeout, line("timeouts.tcp_transitory"), field("timeouts.tcp_transitory")),
+		ICMP:           v.duration(t.ICMP, nat64.DefaultICMPTimeout, nat64.MinICMPTimeout, line("timeouts.icmp"), field("timeouts.icmp")),
 	}
 
 	for j := range fi.Static {
@@ -252,7 +252,7 @@ func (v *validator) instance(i int, fi *fileInstance) Instance {
 	return in
 }
 
-func (v *validator) static(i, j int, fs *fileStatic, in *Instance) (StaticBIB, bool) {
+func (v *validator) static(i, j int, fs *fileStatic, in *Instance) (nat64.StaticBIB, bool) {
 	sl := v.lines.static(i, j)
 	field := func(key string) string { return fmt.Sprintf("instance[%d].static[%d].%s", i, j, key) }
 	lineOf := func(key string) int {
@@ -261,7 +261,7 @@ func (v *validator) static(i, j int, fs *fileStatic, in *Instance) (StaticBIB, b
 		}
 		return sl.header
 	}
-	s := StaticBIB{Line: sl.header}
+	s := nat64.StaticBIB{Line: sl.header}
 	ok := true
 	proto, known := nat64.ParseTransport(fs.Proto)
 	if !known {
@@ -359,40 +359,35 @@ func (v *validator) duration(s string, def, floor time.Duration, line int, field
 }
 
 // ParsePool4Range parses "ADDR/LEN" or "ADDR/LEN LO-HI".
-func ParsePool4Range(s string) (Pool4Range, error) {
+func ParsePool4Range(s string) (nat64.Pool4Range, error) {
 	fields := strings.Fields(s)
 	if len(fields) == 0 || len(fields) > 2 {
-		return Pool4Range{}, fmt.Errorf("%q: want \"ADDR/LEN\" or \"ADDR/LEN FIRST-LAST\"", s)
+		return nat64.Pool4Range{}, fmt.Errorf("%q: want \"ADDR/LEN\" or \"ADDR/LEN FIRST-LAST\"", s)
 	}
 	p, err := netip.ParsePrefix(fields[0])
 	if err != nil || !p.Addr().Is4() {
-		return Pool4Range{}, fmt.Errorf("%q: %q is not an IPv4 prefix", s, fields[0])
+		return nat64.Pool4Range{}, fmt.Errorf("%q: %q is not an IPv4 prefix", s, fields[0])
 	}
 	if p.Masked() != p {
-		return Pool4Range{}, fmt.Errorf("%q: %s has bits set after /%d (did you mean %s?)", s, p, p.Bits(), p.Masked())
+		return nat64.Pool4Range{}, fmt.Errorf("%q: %s has bits set after /%d (did you mean %s?)", s, p, p.Bits(), p.Masked())
 	}
 	if p.Bits() < 16 {
-		return Pool4Range{}, fmt.Errorf("%q: /%d is larger than a pool4 needs (the limit is /16)", s, p.Bits())
+		return nat64.Pool4Range{}, fmt.Errorf("%q: /%d is larger than a pool4 needs (the limit is /16)", s, p.Bits())
 	}
-	r := Pool4Range{Prefix: p, FirstPort: DefaultFirstPort, LastPort: DefaultLastPort}
+	r := nat64.Pool4Range{Prefix: p, FirstPort: nat64.DefaultFirstPort, LastPort: nat64.DefaultLastPort}
 	if len(fields) == 2 {
 		lo, hi, ok := strings.Cut(fields[1], "-")
 		first, err1 := strconv.ParseUint(lo, 10, 16)
 		last, err2 := strconv.ParseUint(hi, 10, 16)
 		if !ok || err1 != nil || err2 != nil || first == 0 || first > last {
-			return Pool4Range{}, fmt.Errorf("%q: port range %q: want FIRST-LAST with 1 <= FIRST <= LAST <= 65535", s, fields[1])
+			return nat64.Pool4Range{}, fmt.Errorf("%q: port range %q: want FIRST-LAST with 1 <= FIRST <= LAST <= 65535", s, fields[1])
 		}
 		r.FirstPort, r.LastPort = uint16(first), uint16(last)
 	}
 	return r, nil
 }
 
-// Overlaps reports whether the ranges share an address and a port.
-func (r Pool4Range) Overlaps(q Pool4Range) bool {
-	return r.Prefix.Overlaps(q.Prefix) && r.FirstPort <= q.LastPort && q.FirstPort <= r.LastPort
-}
-
-func pool4List(rs []Pool4Range) string {
+func pool4List(rs []nat64.Pool4Range) string {
 	s := make([]string, len(rs))
 	for i, r := range rs {
 		s[i] = r.String()
@@ -427,4 +422,3 @@ func checkHostPort(s string) error {
 	return nil
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -60,11 +60,11 @@ func TestParseValid(t *testing.T) {
 		t.Errorf("nat64-a = %+v", a)
 	}
 	// Defaults are RFC 6146's.
-	want := Timeouts{UDP: 5 * time.Minute, TCPEstablished: 2*time.Hour + 4*time.Minute, TCPTransitory: 4 * time.Minute, ICMP: time.Minute}
+	want := nat64.Timeouts{UDP: 5 * time.Minute, TCPEstablished: 2*time.Hour + 4*time.Minute, TCPTransitory: 4 * time.Minute, ICMP: time.Minute}
 	if a.Timeouts != want || a.MTU != 1500 || a.IPv4MTU != 1500 || a.EndpointIndependentFiltering || a.DropZeroChecksumUDP {
 		t.Errorf("nat64-a defaults: %+v", a)
 	}
-	if len(a.Pool4) != 1 || a.Pool4[0] != (Pool4Range{netip.MustParsePrefix("203.0.113.1/32"), 1024, 65535}) {
+	if len(a.Pool4) != 1 || a.Pool4[0] != (nat64.Pool4Range{Prefix: netip.MustParsePrefix("203.0.113.1/32"), FirstPort: 1024, LastPort: 65535}) {
 		t.Errorf("nat64-a pool4 %+v", a.Pool4)
 	}
 	if len(a.Static) != 1 || a.Static[0].Proto != nat64.TCP || a.Static[0].IPv6 != netip.MustParseAddrPort("[2001:db8:10::80]:80") ||
@@ -73,7 +73,7 @@ func TestParseValid(t *testing.T) {
 	}
 
 	b, _ := cfg.Instance("nat64-b")
-	want = Timeouts{UDP: 10 * time.Minute, TCPEstablished: 3 * time.Hour, TCPTransitory: 5 * time.Minute, ICMP: 90 * time.Second}
+	want = nat64.Timeouts{UDP: 10 * time.Minute, TCPEstablished: 3 * time.Hour, TCPTransitory: 5 * time.Minute, ICMP: 90 * time.Second}
 	if b.Timeouts != want || b.MTU != 9000 || b.IPv4MTU != 1500 || !b.EndpointIndependentFiltering || !b.DropZeroChecksumUDP ||
 		b.MaxSessions != 1000 || b.MaxSessionsPerSource != 10 || b.Weight != 2 {
 		t.Errorf("nat64-b = %+v", b)
@@ -220,7 +220,7 @@ func FuzzParse(f *testing.F) {
 		}
 		for i := range cfg.Instances {
 			in := &cfg.Instances[i]
-			if !in.Prefix.IsValid() || len(in.Pool4) == 0 || in.Weight < 1 || in.MTU < MinIPv6MTU {
+			if !in.Prefix.IsValid() || len(in.Pool4) == 0 || in.Weight < 1 || in.MTU < nat64.MinIPv6MTU {
 				t.Fatalf("invalid instance accepted: %+v", in)
 			}
 			for _, s := range in.Static {

@@ -10,7 +10,6 @@ import (
 	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/internal/state"
 	"github.com/nat64kit/nat64kit/internal/xlat"
-	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
 // backend is the Daemon as the control API sees it.
@@ -109,19 +108,19 @@ func (b backend) Stats() control.Stats {
 	return s
 }
 
-func (b backend) static(e control.StaticEntry) (nat64conf.StaticBIB, error) {
+func (b backend) static(e control.StaticEntry) (nat64.StaticBIB, error) {
 	p, ok := nat64.ParseTransport(e.Proto)
 	if !ok {
-		return nat64conf.StaticBIB{}, fmt.Errorf("proto %q: want tcp, udp or icmp", e.Proto)
+		return nat64.StaticBIB{}, fmt.Errorf("proto %q: want tcp, udp or icmp", e.Proto)
 	}
 	in := b.d.inst.Load()
 	if !e.IPv6.Addr().Is6() || in.Prefix.Contains(e.IPv6.Addr().As16()) {
-		return nat64conf.StaticBIB{}, fmt.Errorf("ipv6 %s: want a real IPv6 host's transport address", e.IPv6)
+		return nat64.StaticBIB{}, fmt.Errorf("ipv6 %s: want a real IPv6 host's transport address", e.IPv6)
 	}
 	if !in.Pool4Contains(e.IPv4) {
-		return nat64conf.StaticBIB{}, fmt.Errorf("ipv4 %s is outside the pool4 of instance %q", e.IPv4, in.Name)
+		return nat64.StaticBIB{}, fmt.Errorf("ipv4 %s is outside the pool4 of instance %q", e.IPv4, in.Name)
 	}
-	return nat64conf.StaticBIB{Proto: p, IPv6: e.IPv6, IPv4: e.IPv4}, nil
+	return nat64.StaticBIB{Proto: p, IPv6: e.IPv6, IPv4: e.IPv4}, nil
 }
 
 func (b backend) AddStatic(e control.StaticEntry) error {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -106,7 +107,7 @@ func Start(opts Options) (d *Daemon, err error) {
 	if opts.MappingLog {
 		sopts.OnMapping = d.logMapping
 	}
-	if d.table, err = state.New(in, sopts); err != nil {
+	if d.table, err = state.New(stateConfig(in), sopts); err != nil {
 		return nil, err
 	}
 
@@ -145,10 +146,10 @@ func Start(opts Options) (d *Daemon, err error) {
 	}
 	cleanups = append(cleanups, func() { closeAll(devs) })
 
-	d.expirer, d.expireOut = xlat.New(in, d.table), xlat.NewOutput()
-	spare := max(in.MTU, nat64conf.MinIPv6MTU) + tunio.WriteOffset + 64
+	d.expirer, d.expireOut = xlat.New(xlatConfig(in), d.table), xlat.NewOutput()
+	spare := max(in.MTU, nat64.MinIPv6MTU) + tunio.WriteOffset + 64
 	for _, dev := range devs {
-		d.workers = append(d.workers, newWorker(dev, xlat.New(in, d.table), spare, d.now, d.log, opts.Pipeline))
+		d.workers = append(d.workers, newWorker(dev, xlat.New(xlatConfig(in), d.table), spare, d.now, d.log, opts.Pipeline))
 	}
 
 	if in.Control != "" {
@@ -263,7 +264,7 @@ func (d *Daemon) Reload() error {
 	if in.Prefix != old.Prefix || in.MTU != old.MTU || in.Control != old.Control {
 		return fmt.Errorf("%s: prefix, mtu and control of instance %q change only with a restart", d.opts.ConfigPath, in.Name)
 	}
-	if err := d.table.Reconfigure(in); err != nil {
+	if err := d.table.Reconfigure(stateConfig(in)); err != nil {
 		return err
 	}
 	if d.routes != nil {

@@ -43,6 +43,7 @@ package routes
 import (
 	"errors"
 	"fmt"
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"net"
 	"net/netip"
 	"os"
@@ -118,7 +119,7 @@ func DesiredFor(inst *nat64conf.Instance, opts Options) (Desired, error) {
 		d.Device = inst.Name
 	}
 	if d.MTU == 0 {
-		d.MTU = nat64conf.DefaultMTU
+		d.MTU = nat64.DefaultMTU
 	}
 	if !inst.Prefix.IsValid() {
 		return Desired{}, fmt.Errorf("routes: instance %q has no prefix", inst.Name)

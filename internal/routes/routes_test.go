@@ -18,7 +18,7 @@ func instance() *nat64conf.Instance {
 	return &nat64conf.Instance{
 		Name:   "nat64-a",
 		Prefix: nat64.MustPrefix("2001:db8:64::/96"),
-		Pool4: []nat64conf.Pool4Range{
+		Pool4: []nat64.Pool4Range{
 			{Prefix: netip.MustParsePrefix("203.0.113.0/25"), FirstPort: 1024, LastPort: 65535},
 			{Prefix: netip.MustParsePrefix("203.0.113.200/32"), FirstPort: 1024, LastPort: 2047},
 			{Prefix: netip.MustParsePrefix("203.0.113.200/32"), FirstPort: 4096, LastPort: 8191},

@@ -8,12 +8,11 @@ import (
 	"testing"
 
 	"github.com/nat64kit/nat64kit/internal/nat64"
-	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
 // benchInstance has room for many sessions: pool4 a /24 with all ports.
-func benchInstance(sessions int) *nat64conf.Instance {
-	return testInstance(func(in *nat64conf.Instance) {
+func benchInstance(sessions int) *Config {
+	return testInstance(func(in *Config) {
 		in.Pool4 = poolRanges("203.0.113.0/24", 1024, 65535)
 		in.MaxSessions = max(sessions, 1<<16)
 		in.MaxSessionsPerSource = 1 << 16

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/nat64kit/nat64kit/internal/nat64"
-	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
 // TestConcurrentPacketPath hammers one table from several goroutines: both
@@ -17,7 +16,7 @@ import (
 // under -race it checks the locking; afterwards the invariants must hold
 // and every reply must have found the host that opened the flow.
 func TestConcurrentPacketPath(t *testing.T) {
-	in := testInstance(func(in *nat64conf.Instance) {
+	in := testInstance(func(in *Config) {
 		in.Pool4 = poolRanges("203.0.113.0/30", 1024, 4095)
 		in.MaxSessions = 20000
 		in.MaxSessionsPerSource = 3000
@@ -79,7 +78,7 @@ func TestConcurrentPacketPath(t *testing.T) {
 				}
 			})
 			if i%100 == 0 {
-				s := nat64conf.StaticBIB{Proto: udp, IPv6: netip.MustParseAddrPort("[2001:db8:10::1]:53"), IPv4: netip.MustParseAddrPort("203.0.113.3:1500")}
+				s := nat64.StaticBIB{Proto: udp, IPv6: netip.MustParseAddrPort("[2001:db8:10::1]:53"), IPv4: netip.MustParseAddrPort("203.0.113.3:1500")}
 				_ = tab.AddStatic(s)
 				_ = tab.Stats()
 				_ = tab.AppendSessions(nil, 0)

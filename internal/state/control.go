@@ -6,7 +6,6 @@ import (
 	"net/netip"
 
 	"github.com/nat64kit/nat64kit/internal/nat64"
-	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
 func errorf(format string, args ...any) error { return fmt.Errorf("state: "+format, args...) }
@@ -238,7 +237,7 @@ func (t *Table) Stats() Stats {
 // Reconfigure, which makes the static entries those of its instance). A
 // dynamic entry holding either side is removed with its sessions; another
 // static entry there is an error.
-func (t *Table) AddStatic(e nat64conf.StaticBIB) error {
+func (t *Table) AddStatic(e nat64.StaticBIB) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.addStaticLocked(e)
@@ -250,7 +249,7 @@ var ErrNoStatic = errors.New("state: no such static BIB entry")
 // RemoveStatic removes the static BIB entry of e.Proto whose IPv4 side is
 // e.IPv4 (or, when e.IPv4 is the zero value, whose IPv6 side is e.IPv6),
 // with its sessions. When both sides are given they must match one entry.
-func (t *Table) RemoveStatic(e nat64conf.StaticBIB) error {
+func (t *Table) RemoveStatic(e nat64.StaticBIB) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var ref uint32
@@ -278,7 +277,7 @@ func (t *Table) RemoveStatic(e nat64conf.StaticBIB) error {
 // entries, and their sessions, whose IPv4 address and port left the pool;
 // the static entries become exactly in.Static (removed ones go with their
 // sessions, kept ones keep theirs). Nothing is changed when in is invalid.
-func (t *Table) Reconfigure(in *nat64conf.Instance) error {
+func (t *Table) Reconfigure(in *Config) error {
 	p, pl, err := t.compile(in, t.params.Load().tcpSyn)
 	if err != nil {
 		return err

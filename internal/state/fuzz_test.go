@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/nat64kit/nat64kit/internal/nat64"
-	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
 // FuzzOperations drives a small table (a tiny pool4, low limits) with a
@@ -30,17 +29,17 @@ func runOps(t *testing.T, ops []byte) {
 	watchdog := time.AfterFunc(10*time.Second, func() { panic(fmt.Sprintf("runOps hung on %x", ops)) })
 	defer watchdog.Stop()
 	{
-		pools := [][]nat64conf.Pool4Range{
+		pools := [][]nat64.Pool4Range{
 			poolRanges("203.0.113.0/31", 1024, 1031),
 			poolRanges("203.0.113.1/32", 1024, 1027),
 			poolRanges("203.0.113.0/30", 1, 1030),
 		}
-		statics := []nat64conf.StaticBIB{
+		statics := []nat64.StaticBIB{
 			{Proto: tcp, IPv6: netip.MustParseAddrPort("[2001:db8:1::1]:80"), IPv4: netip.MustParseAddrPort("203.0.113.1:1025")},
 			{Proto: udp, IPv6: netip.MustParseAddrPort("[2001:db8:1::2]:53"), IPv4: netip.MustParseAddrPort("203.0.113.0:1024")},
 			{Proto: icmp, IPv6: netip.MustParseAddrPort("[2001:db8:1::1]:1"), IPv4: netip.MustParseAddrPort("203.0.113.1:1024")},
 		}
-		in := testInstance(func(in *nat64conf.Instance) {
+		in := testInstance(func(in *Config) {
 			in.Pool4 = pools[0]
 			in.MaxSessions = 24
 			in.MaxSessionsPerSource = 10
@@ -124,7 +123,7 @@ func runOps(t *testing.T, ops []byte) {
 	}
 }
 
-func isStatic4(s []nat64conf.StaticBIB, a [4]byte, p uint16) bool {
+func isStatic4(s []nat64.StaticBIB, a [4]byte, p uint16) bool {
 	for _, e := range s {
 		if e.IPv4 == netip.AddrPortFrom(netip.AddrFrom4(a), p) {
 			return true

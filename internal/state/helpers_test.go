@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nat64kit/nat64kit/internal/nat64"
-	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
 const sec = int64(time.Second)
@@ -23,11 +22,10 @@ func a4(s string) [4]byte  { return netip.MustParseAddr(s).As4() }
 
 // testInstance is a small instance: pool4 203.0.113.1/32 on ports
 // 1024-65535 unless mod changes it.
-func testInstance(mod func(*nat64conf.Instance)) *nat64conf.Instance {
-	in := &nat64conf.Instance{
-		Name:   "nat64-test",
+func testInstance(mod func(*Config)) *Config {
+	in := &Config{
 		Prefix: nat64.MustPrefix("64:ff9b:1::/96"),
-		Pool4: []nat64conf.Pool4Range{{
+		Pool4: []nat64.Pool4Range{{
 			Prefix: netip.MustParsePrefix("203.0.113.1/32"), FirstPort: 1024, LastPort: 65535,
 		}},
 		MaxSessions:          1 << 16,
@@ -39,11 +37,11 @@ func testInstance(mod func(*nat64conf.Instance)) *nat64conf.Instance {
 	return in
 }
 
-func poolRanges(prefix string, lo, hi uint16) []nat64conf.Pool4Range {
-	return []nat64conf.Pool4Range{{Prefix: netip.MustParsePrefix(prefix), FirstPort: lo, LastPort: hi}}
+func poolRanges(prefix string, lo, hi uint16) []nat64.Pool4Range {
+	return []nat64.Pool4Range{{Prefix: netip.MustParsePrefix(prefix), FirstPort: lo, LastPort: hi}}
 }
 
-func newTestTable(tb testing.TB, in *nat64conf.Instance, opts Options) *Table {
+func newTestTable(tb testing.TB, in *Config, opts Options) *Table {
 	tb.Helper()
 	if opts.Secret == ([32]byte{}) {
 		opts.Secret[0] = 42

@@ -5,7 +5,6 @@ import (
 	"math/bits"
 
 	"github.com/nat64kit/nat64kit/internal/nat64"
-	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
 // poolRange is one pool4 entry in integer form.
@@ -28,7 +27,7 @@ func addrU32(a [4]byte) uint32 {
 
 func u32Addr(v uint32) [4]byte { return [4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
 
-func newPool(rs []nat64conf.Pool4Range) (*pool, error) {
+func newPool(rs []nat64.Pool4Range) (*pool, error) {
 	p := &pool{}
 	for _, r := range rs {
 		if !r.Prefix.IsValid() || !r.Prefix.Addr().Is4() {

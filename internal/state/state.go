@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/nat64kit/nat64kit/internal/nat64"
-	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
 // Flow6 is a packet seen on the IPv6 side: host X:x to remote IPv4 Z:z (Z
@@ -211,9 +210,21 @@ func protoIndex(p nat64.Transport) int {
 	return -1
 }
 
+// Config is what the table needs to know of its instance. The daemon fills
+// it from nat64.toml; the table never reads configuration files itself.
+type Config struct {
+	Prefix                       nat64.Prefix // pool6
+	Pool4                        []nat64.Pool4Range
+	Timeouts                     nat64.Timeouts // zero fields take RFC 6146's defaults
+	EndpointIndependentFiltering bool
+	MaxSessions                  int // across all protocols; 0: the default
+	MaxSessionsPerSource         int // per IPv6 source address; 0: the default
+	Static                       []nat64.StaticBIB
+}
+
 // New builds the table for an instance: pool4, timeouts, filtering,
 // limits and static BIB entries come from in.
-func New(in *nat64conf.Instance, opts Options) (*Table, error) {
+func New(in *Config, opts Options) (*Table, error) {
 	if opts.Shards <= 0 {
 		opts.Shards = DefaultShards
 	}
@@ -290,7 +301,7 @@ func log2(n int) int {
 func (t *Table) chunksFor(sessions int) int { return (sessions + int(t.cmask)) >> t.cshift }
 
 // compile checks an instance and turns it into the table's settings.
-func (t *Table) compile(in *nat64conf.Instance, synTimeout int64) (*params, *pool, error) {
+func (t *Table) compile(in *Config, synTimeout int64) (*params, *pool, error) {
 	if in == nil {
 		return nil, nil, errors.New("state: nil instance")
 	}
@@ -300,10 +311,10 @@ func (t *Table) compile(in *nat64conf.Instance, synTimeout int64) (*params, *poo
 	}
 	to := in.Timeouts
 	p := &params{
-		udp:          int64(orDefault(to.UDP, nat64conf.DefaultUDPTimeout)),
-		icmp:         int64(orDefault(to.ICMP, nat64conf.DefaultICMPTimeout)),
-		tcpEst:       int64(orDefault(to.TCPEstablished, nat64conf.DefaultTCPEstablishedTimeout)),
-		tcpTrans:     int64(orDefault(to.TCPTransitory, nat64conf.DefaultTCPTransitoryTimeout)),
+		udp:          int64(orDefault(to.UDP, nat64.DefaultUDPTimeout)),
+		icmp:         int64(orDefault(to.ICMP, nat64.DefaultICMPTimeout)),
+		tcpEst:       int64(orDefault(to.TCPEstablished, nat64.DefaultTCPEstablishedTimeout)),
+		tcpTrans:     int64(orDefault(to.TCPTransitory, nat64.DefaultTCPTransitoryTimeout)),
 		tcpSyn:       synTimeout,
 		eif:          in.EndpointIndependentFiltering,
 		maxSessions:  in.MaxSessions,
@@ -311,13 +322,13 @@ func (t *Table) compile(in *nat64conf.Instance, synTimeout int64) (*params, *poo
 		prefix:       in.Prefix,
 	}
 	if p.maxSessions <= 0 {
-		p.maxSessions = nat64conf.DefaultMaxSessions
+		p.maxSessions = nat64.DefaultMaxSessions
 	}
 	if p.maxSessions > MaxCapacity {
 		return nil, nil, fmt.Errorf("state: max sessions %d above %d", p.maxSessions, MaxCapacity)
 	}
 	if p.maxPerSource <= 0 {
-		p.maxPerSource = nat64conf.DefaultMaxSessionsPerSource
+		p.maxPerSource = nat64.DefaultMaxSessionsPerSource
 	}
 	return p, pl, nil
 }

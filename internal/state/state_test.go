@@ -8,7 +8,6 @@ import (
 	"unsafe"
 
 	"github.com/nat64kit/nat64kit/internal/nat64"
-	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
 const (
@@ -69,8 +68,8 @@ func TestICMPIdentifiers(t *testing.T) {
 // TestTimeouts checks each lifetime with a fake clock: alive just before,
 // gone just after; and that traffic refreshes it.
 func TestTimeouts(t *testing.T) {
-	in := testInstance(func(in *nat64conf.Instance) {
-		in.Timeouts = nat64conf.Timeouts{UDP: 3 * time.Minute, ICMP: 70 * time.Second,
+	in := testInstance(func(in *Config) {
+		in.Timeouts = nat64.Timeouts{UDP: 3 * time.Minute, ICMP: 70 * time.Second,
 			TCPEstablished: 3 * time.Hour, TCPTransitory: 5 * time.Minute}
 		in.EndpointIndependentFiltering = true
 	})
@@ -257,7 +256,7 @@ func TestSimultaneousOpen(t *testing.T) {
 
 func TestFiltering(t *testing.T) {
 	for _, eif := range []bool{false, true} {
-		tab := newTestTable(t, testInstance(func(in *nat64conf.Instance) { in.EndpointIndependentFiltering = eif }), Options{})
+		tab := newTestTable(t, testInstance(func(in *Config) { in.EndpointIndependentFiltering = eif }), Options{})
 		f := flow6(udp, hostA, 40000, server, 53)
 		a, p := mustOut(t, tab, f, 0, 0)
 		// Same address, other port: allowed by both (address-dependent).
@@ -285,7 +284,7 @@ func TestFiltering(t *testing.T) {
 }
 
 func TestPoolExhaustion(t *testing.T) {
-	tab := newTestTable(t, testInstance(func(in *nat64conf.Instance) {
+	tab := newTestTable(t, testInstance(func(in *Config) {
 		in.Pool4 = poolRanges("203.0.113.9/32", 2000, 2003)
 	}), Options{})
 	seen := map[uint16]bool{}
@@ -307,7 +306,7 @@ func TestPoolExhaustion(t *testing.T) {
 }
 
 func TestLimits(t *testing.T) {
-	tab := newTestTable(t, testInstance(func(in *nat64conf.Instance) {
+	tab := newTestTable(t, testInstance(func(in *Config) {
 		in.MaxSessions = 5
 		in.MaxSessionsPerSource = 3
 	}), Options{})
@@ -334,9 +333,9 @@ func TestLimits(t *testing.T) {
 // TestLimitsInbound: sessions created from the IPv4 side on a static entry
 // count against the IPv6 server's per-source limit.
 func TestLimitsInbound(t *testing.T) {
-	tab := newTestTable(t, testInstance(func(in *nat64conf.Instance) {
+	tab := newTestTable(t, testInstance(func(in *Config) {
 		in.MaxSessionsPerSource = 2
-		in.Static = []nat64conf.StaticBIB{{Proto: udp, IPv6: netip.MustParseAddrPort("[2001:db8:10::53]:53"), IPv4: netip.MustParseAddrPort("203.0.113.1:5353")}}
+		in.Static = []nat64.StaticBIB{{Proto: udp, IPv6: netip.MustParseAddrPort("[2001:db8:10::53]:53"), IPv4: netip.MustParseAddrPort("203.0.113.1:5353")}}
 	}), Options{})
 	q := func(port uint16) nat64.DropReason {
 		_, _, r := tab.Inbound(&Flow4{Proto: udp, Src: a4(server), SrcPort: port, Dst: a4("203.0.113.1"), DstPort: 5353}, 0, nil, 0)
@@ -373,7 +372,7 @@ func TestLookupsChangeNothing(t *testing.T) {
 }
 
 func TestOwnsIPv4(t *testing.T) {
-	tab := newTestTable(t, testInstance(func(in *nat64conf.Instance) {
+	tab := newTestTable(t, testInstance(func(in *Config) {
 		in.Pool4 = append(poolRanges("203.0.113.8/29", 1024, 2000), poolRanges("192.0.2.1/32", 1, 65535)...)
 	}), Options{})
 	for addr, want := range map[string]bool{
@@ -388,9 +387,9 @@ func TestOwnsIPv4(t *testing.T) {
 
 func TestStaticBIB(t *testing.T) {
 	srv := netip.MustParseAddrPort("[2001:db8:10::80]:80")
-	in := testInstance(func(in *nat64conf.Instance) {
+	in := testInstance(func(in *Config) {
 		in.Pool4 = poolRanges("203.0.113.9/32", 2000, 2003)
-		in.Static = []nat64conf.StaticBIB{{Proto: tcp, IPv6: srv, IPv4: netip.MustParseAddrPort("203.0.113.9:2001")}}
+		in.Static = []nat64.StaticBIB{{Proto: tcp, IPv6: srv, IPv4: netip.MustParseAddrPort("203.0.113.9:2001")}}
 	})
 	tab := newTestTable(t, in, Options{})
 	// IPv4-initiated connection.
@@ -428,7 +427,7 @@ func TestStaticBIB(t *testing.T) {
 	mustCheck(t, tab)
 
 	// Runtime add/remove.
-	u := nat64conf.StaticBIB{Proto: udp, IPv6: netip.MustParseAddrPort("[2001:db8:10::53]:53"), IPv4: netip.MustParseAddrPort("203.0.113.9:2002")}
+	u := nat64.StaticBIB{Proto: udp, IPv6: netip.MustParseAddrPort("[2001:db8:10::53]:53"), IPv4: netip.MustParseAddrPort("203.0.113.9:2002")}
 	if err := tab.AddStatic(u); err != nil {
 		t.Fatal(err)
 	}
@@ -441,13 +440,13 @@ func TestStaticBIB(t *testing.T) {
 	if _, _, r := tab.Inbound(q, 0, nil, 3*3600*sec); r != nat64.Translated {
 		t.Fatalf("query to the added entry: %v", r)
 	}
-	if err := tab.RemoveStatic(nat64conf.StaticBIB{Proto: udp, IPv4: u.IPv4}); err != nil {
+	if err := tab.RemoveStatic(nat64.StaticBIB{Proto: udp, IPv4: u.IPv4}); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, ok := tab.LookupInbound(q); ok {
 		t.Fatal("session survived its static entry")
 	}
-	if err := tab.RemoveStatic(nat64conf.StaticBIB{Proto: udp, IPv4: u.IPv4}); err != ErrNoStatic {
+	if err := tab.RemoveStatic(nat64.StaticBIB{Proto: udp, IPv4: u.IPv4}); err != ErrNoStatic {
 		t.Fatalf("second remove: %v", err)
 	}
 	mustCheck(t, tab)
@@ -456,12 +455,12 @@ func TestStaticBIB(t *testing.T) {
 // TestStaticReplacesDynamic: a static entry added at run time evicts a
 // dynamic mapping of its IPv4 port.
 func TestStaticReplacesDynamic(t *testing.T) {
-	tab := newTestTable(t, testInstance(func(in *nat64conf.Instance) {
+	tab := newTestTable(t, testInstance(func(in *Config) {
 		in.Pool4 = poolRanges("203.0.113.9/32", 2000, 2000)
 	}), Options{})
 	f := flow6(udp, hostA, 2000, server, 53)
 	mustOut(t, tab, f, 0, 0)
-	if err := tab.AddStatic(nat64conf.StaticBIB{Proto: udp, IPv6: netip.MustParseAddrPort("[2001:db8:10::53]:53"), IPv4: netip.MustParseAddrPort("203.0.113.9:2000")}); err != nil {
+	if err := tab.AddStatic(nat64.StaticBIB{Proto: udp, IPv6: netip.MustParseAddrPort("[2001:db8:10::53]:53"), IPv4: netip.MustParseAddrPort("203.0.113.9:2000")}); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, ok := tab.LookupOutbound(f); ok {
@@ -471,7 +470,7 @@ func TestStaticReplacesDynamic(t *testing.T) {
 }
 
 func TestPortPreservationParityAndRange(t *testing.T) {
-	tab := newTestTable(t, testInstance(func(in *nat64conf.Instance) {
+	tab := newTestTable(t, testInstance(func(in *Config) {
 		in.Pool4 = poolRanges("203.0.113.1/32", 1, 65535)
 	}), Options{})
 	for _, x := range []uint16{40000, 40001, 80, 81} {
@@ -516,7 +515,7 @@ func TestRandomisedPortsSpread(t *testing.T) {
 }
 
 func TestPairedPooling(t *testing.T) {
-	tab := newTestTable(t, testInstance(func(in *nat64conf.Instance) {
+	tab := newTestTable(t, testInstance(func(in *Config) {
 		in.Pool4 = poolRanges("203.0.113.8/29", 1024, 1087) // 8 addresses, 64 ports each
 	}), Options{})
 	addrsOf := func(host string, n int) map[[4]byte]int {
@@ -551,7 +550,7 @@ func TestPairedPooling(t *testing.T) {
 }
 
 func TestPairedOverflow(t *testing.T) {
-	tab := newTestTable(t, testInstance(func(in *nat64conf.Instance) {
+	tab := newTestTable(t, testInstance(func(in *Config) {
 		in.Pool4 = poolRanges("203.0.113.8/31", 1024, 1027) // 2 addresses, 4 ports each
 	}), Options{})
 	m := map[[4]byte]int{}
@@ -584,12 +583,12 @@ func TestTCPNeedsSYN(t *testing.T) {
 }
 
 func TestReconfigure(t *testing.T) {
-	in := testInstance(func(in *nat64conf.Instance) {
-		in.Pool4 = []nat64conf.Pool4Range{
+	in := testInstance(func(in *Config) {
+		in.Pool4 = []nat64.Pool4Range{
 			{Prefix: netip.MustParsePrefix("203.0.113.1/32"), FirstPort: 1024, LastPort: 2047},
 			{Prefix: netip.MustParsePrefix("203.0.113.2/32"), FirstPort: 1024, LastPort: 2047},
 		}
-		in.Static = []nat64conf.StaticBIB{
+		in.Static = []nat64.StaticBIB{
 			{Proto: tcp, IPv6: netip.MustParseAddrPort("[2001:db8:10::80]:80"), IPv4: netip.MustParseAddrPort("203.0.113.1:1500")},
 			{Proto: tcp, IPv6: netip.MustParseAddrPort("[2001:db8:10::81]:80"), IPv4: netip.MustParseAddrPort("203.0.113.1:1501")},
 		}
@@ -721,11 +720,11 @@ func TestWalk(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	bad := []func(*nat64conf.Instance){
-		func(in *nat64conf.Instance) { in.Pool4 = poolRanges("2001:db8::/64", 1, 2) },
-		func(in *nat64conf.Instance) { in.MaxSessions = MaxCapacity + 1 },
-		func(in *nat64conf.Instance) {
-			in.Static = []nat64conf.StaticBIB{
+	bad := []func(*Config){
+		func(in *Config) { in.Pool4 = poolRanges("2001:db8::/64", 1, 2) },
+		func(in *Config) { in.MaxSessions = MaxCapacity + 1 },
+		func(in *Config) {
+			in.Static = []nat64.StaticBIB{
 				{Proto: tcp, IPv6: netip.MustParseAddrPort("[2001:db8::1]:80"), IPv4: netip.MustParseAddrPort("203.0.113.1:80")},
 				{Proto: tcp, IPv6: netip.MustParseAddrPort("[2001:db8::2]:80"), IPv4: netip.MustParseAddrPort("203.0.113.1:80")},
 			}
@@ -783,8 +782,8 @@ func TestEntrySizes(t *testing.T) {
 // must map both legs.
 func TestHairpin(t *testing.T) {
 	srv := netip.MustParseAddrPort("[2001:db8:10::80]:80")
-	tab := newTestTable(t, testInstance(func(in *nat64conf.Instance) {
-		in.Static = []nat64conf.StaticBIB{{Proto: tcp, IPv6: srv, IPv4: netip.MustParseAddrPort("203.0.113.1:8080")}}
+	tab := newTestTable(t, testInstance(func(in *Config) {
+		in.Static = []nat64.StaticBIB{{Proto: tcp, IPv6: srv, IPv4: netip.MustParseAddrPort("203.0.113.1:8080")}}
 	}), Options{})
 	out := &Flow6{Proto: tcp, Src: a6(hostA), SrcPort: 40000, Dst: a4("203.0.113.1"), DstPort: 8080}
 	if !tab.OwnsIPv4(out.Dst) {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/nat64kit/nat64kit/internal/nat64"
-	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
 type tcpStep6 struct {
@@ -78,10 +77,10 @@ func TestTCPStateMachine(t *testing.T) {
 		{"TRANS + v4 data -> ESTABLISHED", seq(open6, []tcpStep6{v6RST, v4ACK}), Established, "est"},
 		{"TRANS + RST keeps", seq(open6, []tcpStep6{v4RST, v6RST}), Trans, "kept"},
 	}
-	in := testInstance(func(in *nat64conf.Instance) {
-		in.Static = []nat64conf.StaticBIB{{Proto: tcp, IPv6: netip.MustParseAddrPort("[2001:db8:1::a]:5000"), IPv4: netip.MustParseAddrPort("203.0.113.1:5000")}}
+	in := testInstance(func(in *Config) {
+		in.Static = []nat64.StaticBIB{{Proto: tcp, IPv6: netip.MustParseAddrPort("[2001:db8:1::a]:5000"), IPv4: netip.MustParseAddrPort("203.0.113.1:5000")}}
 	})
-	p := params{tcpEst: int64(nat64conf.DefaultTCPEstablishedTimeout), tcpTrans: int64(nat64conf.DefaultTCPTransitoryTimeout), tcpSyn: int64(DefaultIncomingSYNTimeout)}
+	p := params{tcpEst: int64(nat64.DefaultTCPEstablishedTimeout), tcpTrans: int64(nat64.DefaultTCPTransitoryTimeout), tcpSyn: int64(DefaultIncomingSYNTimeout)}
 	life := map[string]int64{"est": p.tcpEst, "trans": p.tcpTrans, "syn": p.tcpSyn}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -140,7 +139,7 @@ func TestTransitionToTransShortensLife(t *testing.T) {
 		tab.Expire(now, nil)
 	}
 	mustOut(t, tab, f, nat64.TCPRst, now)
-	trans := int64(nat64conf.DefaultTCPTransitoryTimeout)
+	trans := int64(nat64.DefaultTCPTransitoryTimeout)
 	for end := now + trans - sec; now < end; now += sec {
 		tab.Expire(now, nil)
 	}

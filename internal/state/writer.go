@@ -4,7 +4,6 @@ import (
 	"net/netip"
 
 	"github.com/nat64kit/nat64kit/internal/nat64"
-	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
 // Everything in this file runs with t.mu held.
@@ -355,7 +354,7 @@ func (t *Table) removeSession(ref uint32, onlyIfExpired bool, now int64) bool {
 // either side is evicted with its sessions (configuration wins); one that
 // already maps exactly these tuples just becomes static, keeping its
 // sessions. Another static entry on either side is an error.
-func (t *Table) addStaticLocked(e nat64conf.StaticBIB) error {
+func (t *Table) addStaticLocked(e nat64.StaticBIB) error {
 	pi := protoIndex(e.Proto)
 	if pi < 0 {
 		return errorf("static BIB: unknown protocol %d", e.Proto)

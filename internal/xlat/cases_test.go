@@ -7,7 +7,6 @@ import (
 
 	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/internal/packet"
-	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
 const now0 = int64(1e12)
@@ -288,7 +287,7 @@ var goldenCases = []goldenCase{
 		name: "icmp4_frag_needed_mtu0_4to6",
 		why: "Fragmentation Needed with MTU 0 (pre-RFC 1191 router): plateau below the quoted total length 1500 is 1492;\n" +
 			"with IPv6 MTU 9000 and IPv4 MTU 9000: min(1492+20, 9000, 9020) = 1512. Quoted packet truncated to 28 bytes.",
-		mod:   func(in *nat64conf.Instance) { in.MTU, in.IPv4MTU = 9000, 9000 },
+		mod:   func(in *testConfig) { in.MTU, in.IPv4MTU = 9000, 9000 },
 		setup: primeSyn,
 		input: func() []byte {
 			q := emittedSyn4()[:28]
@@ -573,7 +572,7 @@ var goldenCases = []goldenCase{
 	{
 		name:  "packet_too_big_6to4",
 		why:   "1500-byte IPv6 packet with IPv4 MTU 1400: 1480 bytes as IPv4 do not fit, so Packet Too Big with max(1280, 1400+20) = 1420, quote cut at 1280 bytes.",
-		mod:   func(in *nat64conf.Instance) { in.IPv4MTU = 1400 },
+		mod:   func(in *testConfig) { in.IPv4MTU = 1400 },
 		input: func() []byte { return udp6(1500 - 48) },
 		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
 			wantVerdict(t, r, nat64.PacketTooBigSent, out, 1)
@@ -624,7 +623,7 @@ func init() {
 	// The drop-by-configuration case needs its config.
 	for i := range goldenCases {
 		if goldenCases[i].name == "udp_zero_checksum_drop_4to6" {
-			goldenCases[i].mod = func(in *nat64conf.Instance) { in.DropZeroChecksumUDP = true }
+			goldenCases[i].mod = func(in *testConfig) { in.DropZeroChecksumUDP = true }
 			goldenCases[i].setup = primeUDP
 		}
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/internal/packet"
-	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the translator's current output")
@@ -35,7 +34,7 @@ var maskID4 = []mask{
 type goldenCase struct {
 	name   string
 	why    string
-	mod    func(*nat64conf.Instance)
+	mod    func(*testConfig)
 	setup  func(t *testing.T, tr *Translator)
 	input  func() []byte
 	masks  []mask

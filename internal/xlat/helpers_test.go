@@ -8,7 +8,6 @@ import (
 	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/internal/packet"
 	"github.com/nat64kit/nat64kit/internal/state"
-	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
 // Test address plan (documentation ranges only).
@@ -41,43 +40,49 @@ const (
 
 func addr16(s string) [16]byte { return netip.MustParseAddr(s).As16() }
 
-func testInstance() *nat64conf.Instance {
+// testConfig is the instance the translator tests run: the translator's
+// half of it, and the state table's in State.
+type testConfig struct {
+	Config
+	State state.Config
+}
+
+func testInstance() *testConfig {
 	x := netip.AddrFrom16(hostX)
 	t4 := netip.AddrFrom4(pool4)
-	return &nat64conf.Instance{
-		Name:    "nat64-test",
-		Prefix:  prefix,
-		Pool4:   []nat64conf.Pool4Range{{Prefix: netip.PrefixFrom(t4, 32), FirstPort: 1024, LastPort: 65535}},
-		Weight:  1,
-		MTU:     1500,
-		IPv4MTU: 1500,
-		Timeouts: nat64conf.Timeouts{
-			UDP: nat64conf.DefaultUDPTimeout, TCPEstablished: nat64conf.DefaultTCPEstablishedTimeout,
-			TCPTransitory: nat64conf.DefaultTCPTransitoryTimeout, ICMP: nat64conf.DefaultICMPTimeout,
-		},
-		EndpointIndependentFiltering: true,
-		MaxSessions:                  1 << 16,
-		MaxSessionsPerSource:         1 << 12,
-		Static: []nat64conf.StaticBIB{
-			{Proto: nat64.TCP, IPv6: netip.AddrPortFrom(x, portX), IPv4: netip.AddrPortFrom(t4, portT)},
-			{Proto: nat64.UDP, IPv6: netip.AddrPortFrom(x, portXudp), IPv4: netip.AddrPortFrom(t4, portTudp)},
-			{Proto: nat64.ICMP, IPv6: netip.AddrPortFrom(x, identX), IPv4: netip.AddrPortFrom(t4, identT)},
-			{Proto: nat64.UDP, IPv6: netip.AddrPortFrom(netip.AddrFrom16(hostX2), portX2), IPv4: netip.AddrPortFrom(t4, portT2)},
+	return &testConfig{
+		Config: Config{Prefix: prefix, MTU: 1500, IPv4MTU: 1500},
+		State: state.Config{
+			Prefix: prefix,
+			Pool4:  []nat64.Pool4Range{{Prefix: netip.PrefixFrom(t4, 32), FirstPort: 1024, LastPort: 65535}},
+			Timeouts: nat64.Timeouts{
+				UDP: nat64.DefaultUDPTimeout, TCPEstablished: nat64.DefaultTCPEstablishedTimeout,
+				TCPTransitory: nat64.DefaultTCPTransitoryTimeout, ICMP: nat64.DefaultICMPTimeout,
+			},
+			EndpointIndependentFiltering: true,
+			MaxSessions:                  1 << 16,
+			MaxSessionsPerSource:         1 << 12,
+			Static: []nat64.StaticBIB{
+				{Proto: nat64.TCP, IPv6: netip.AddrPortFrom(x, portX), IPv4: netip.AddrPortFrom(t4, portT)},
+				{Proto: nat64.UDP, IPv6: netip.AddrPortFrom(x, portXudp), IPv4: netip.AddrPortFrom(t4, portTudp)},
+				{Proto: nat64.ICMP, IPv6: netip.AddrPortFrom(x, identX), IPv4: netip.AddrPortFrom(t4, identT)},
+				{Proto: nat64.UDP, IPv6: netip.AddrPortFrom(netip.AddrFrom16(hostX2), portX2), IPv4: netip.AddrPortFrom(t4, portT2)},
+			},
 		},
 	}
 }
 
-func newTestTranslator(t testing.TB, mod func(*nat64conf.Instance)) *Translator {
+func newTestTranslator(t testing.TB, mod func(*testConfig)) *Translator {
 	t.Helper()
 	in := testInstance()
 	if mod != nil {
 		mod(in)
 	}
-	tbl, err := state.New(in, state.Options{})
+	tbl, err := state.New(&in.State, state.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := New(in, tbl)
+	tr := New(&in.Config, tbl)
 	tr.ipID = 0x1000 // deterministic identifications for goldens
 	return tr
 }

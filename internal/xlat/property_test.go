@@ -9,7 +9,6 @@ import (
 
 	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/internal/packet"
-	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
 // randomFlow6 builds a random valid IPv6 packet from X toward Z': TCP, UDP
@@ -62,7 +61,7 @@ func reflect4(p []byte) []byte {
 // TestRoundTrip: 6->4, reply, 4->6 preserves the payload and addressing,
 // and every output's checksums verify from scratch.
 func TestRoundTrip(t *testing.T) {
-	tr := newTestTranslator(t, func(in *nat64conf.Instance) { in.MTU, in.IPv4MTU = 1500, 1500 })
+	tr := newTestTranslator(t, func(in *testConfig) { in.MTU, in.IPv4MTU = 1500, 1500 })
 	r := rand.New(rand.NewPCG(7, 9))
 	for i := 0; i < 3000; i++ {
 		p6 := randomFlow6(r)
@@ -329,7 +328,7 @@ func TestHeldSYNPortUnreachable(t *testing.T) {
 // one state table, as the daemon does; run with -race.
 func TestWorkersShareTable(t *testing.T) {
 	tr0 := newTestTranslator(t, nil)
-	tr1 := New(testInstance(), tr0.tbl)
+	tr1 := New(&testInstance().Config, tr0.tbl)
 	done := make(chan error, 2)
 	for w, tr := range []*Translator{tr0, tr1} {
 		go func() {
@@ -366,9 +365,9 @@ func TestWorkersShareTable(t *testing.T) {
 // dropped and counted, and X gets ICMPv6 Address Unreachable (RFC 6146
 // §3.5.1.1).
 func TestPool4ExhaustedAnswers(t *testing.T) {
-	tr := newTestTranslator(t, func(in *nat64conf.Instance) {
-		in.Pool4[0].FirstPort, in.Pool4[0].LastPort = 2000, 2001
-		in.Static = nil
+	tr := newTestTranslator(t, func(in *testConfig) {
+		in.State.Pool4[0].FirstPort, in.State.Pool4[0].LastPort = 2000, 2001
+		in.State.Static = nil
 	})
 	var r nat64.DropReason
 	var out [][]byte

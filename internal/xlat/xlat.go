@@ -17,7 +17,6 @@ import (
 	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/internal/packet"
 	"github.com/nat64kit/nat64kit/internal/state"
-	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
 // MinHeadroom is the free space Process needs before the packet: an IPv4
@@ -49,9 +48,17 @@ type Translator struct {
 	Counters Counters
 }
 
+// Config is what a Translator needs to know of its instance; the daemon
+// fills it from nat64.toml.
+type Config struct {
+	Prefix              nat64.Prefix // pool6
+	MTU                 int          // the IPv6 side's (the TUN device's); 0: 1500, never below 1280
+	IPv4MTU             int          // the IPv4 side's next-hop MTU; 0: 1500
+	DropZeroChecksumUDP bool         // drop IPv4 UDP with checksum 0 instead of computing one (RFC 7915 §4.5)
+}
+
 // New makes a Translator for the instance, sharing the state table tbl.
-// MTUs of 0 default to 1500; the IPv6 MTU is never taken below 1280.
-func New(in *nat64conf.Instance, tbl *state.Table) *Translator {
+func New(in *Config, tbl *state.Table) *Translator {
 	t := &Translator{
 		prefix:      in.Prefix,
 		tbl:         tbl,
@@ -60,13 +67,13 @@ func New(in *nat64conf.Instance, tbl *state.Table) *Translator {
 		dropZeroUDP: in.DropZeroChecksumUDP,
 	}
 	if t.mtu6 == 0 {
-		t.mtu6 = nat64conf.DefaultMTU
+		t.mtu6 = nat64.DefaultMTU
 	}
 	if t.mtu6 < packet.IPv6MinMTU {
 		t.mtu6 = packet.IPv6MinMTU
 	}
 	if t.mtu4 == 0 {
-		t.mtu4 = nat64conf.DefaultMTU
+		t.mtu4 = nat64.DefaultMTU
 	}
 	if t.mtu4 < packet.IPv4MinMTU {
 		t.mtu4 = packet.IPv4MinMTU

@@ -1,0 +1,75 @@
+package nat64
+
+import (
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// Pool4Range is one pool4 entry: an IPv4 prefix and the ports usable on
+// each of its addresses.
+type Pool4Range struct {
+	Prefix    netip.Prefix
+	FirstPort uint16
+	LastPort  uint16
+}
+
+// Timeouts are the session lifetimes of RFC 6146 §3.5 / §4.
+type Timeouts struct {
+	UDP            time.Duration
+	TCPEstablished time.Duration
+	TCPTransitory  time.Duration
+	ICMP           time.Duration
+}
+
+// StaticBIB is a static binding (RFC 6146 §3.5: manually configured BIB
+// entries), giving IPv4 hosts a way in to an IPv6 server.
+type StaticBIB struct {
+	Proto Transport
+	IPv6  netip.AddrPort // for ICMP the port is the echo identifier
+	IPv4  netip.AddrPort
+	Line  int
+}
+
+// Defaults, from RFC 6146 §4 and common practice.
+const (
+	DefaultUDPTimeout            = 5 * time.Minute
+	DefaultTCPEstablishedTimeout = 2*time.Hour + 4*time.Minute
+	DefaultTCPTransitoryTimeout  = 4 * time.Minute
+	DefaultICMPTimeout           = 60 * time.Second
+
+	DefaultMTU                  = 1500
+	DefaultFirstPort            = 1024
+	DefaultLastPort             = 65535
+	DefaultMaxSessions          = 1 << 20
+	DefaultMaxSessionsPerSource = 4096
+
+	// MinIPv6MTU is the IPv6 minimum link MTU (RFC 8200 §5).
+	MinIPv6MTU = 1280
+)
+
+// RFC 6146 floors: a session may not be given a shorter life than these.
+const (
+	MinUDPTimeout            = 2 * time.Minute
+	MinTCPEstablishedTimeout = 2*time.Hour + 4*time.Minute
+	MinTCPTransitoryTimeout  = 4 * time.Minute
+	MinICMPTimeout           = 60 * time.Second
+)
+
+// Addresses returns how many IPv4 addresses the range holds.
+func (r Pool4Range) Addresses() int { return 1 << (32 - r.Prefix.Bits()) }
+
+// Ports returns how many ports each address of the range offers.
+func (r Pool4Range) Ports() int { return int(r.LastPort) - int(r.FirstPort) + 1 }
+
+func (r Pool4Range) String() string {
+	if r.FirstPort == DefaultFirstPort && r.LastPort == DefaultLastPort {
+		return r.Prefix.String()
+	}
+	return r.Prefix.String() + " " + strconv.Itoa(int(r.FirstPort)) + "-" + strconv.Itoa(int(r.LastPort))
+}
+
+// Overlaps reports whether the ranges share an address and a port.
+func (r Pool4Range) Overlaps(q Pool4Range) bool {
+	return r.Prefix.Overlaps(q.Prefix) && r.FirstPort <= q.LastPort && q.FirstPort <= r.LastPort
+}
