@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/nat64kit/nat64kit/internal/nat64"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nat64kit/nat64kit/internal/control"
+	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/internal/routes"
 	"github.com/nat64kit/nat64kit/internal/state"
 	"github.com/nat64kit/nat64kit/internal/tunio"
