@@ -1,5 +1,8 @@
 package main
 
+// The real binary in namespaces: translation, crash repair and reload.
+// Long because each scenario builds its own topology and servers.
+
 import (
 	"bytes"
 	"context"

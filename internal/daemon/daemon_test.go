@@ -1,5 +1,9 @@
 package daemon
 
+// The daemon over an in-memory TUN (tuntest): translation, drops, reload,
+// health, allocations, pipelining, mapping logs and error counters. Long
+// because it is the one place where all the translator's parts meet.
+
 import (
 	"context"
 	"encoding/binary"

@@ -1,5 +1,10 @@
 package state
 
+// RFC 6146 behaviour of the table, one test per rule: mappings, timeouts,
+// held SYNs, filtering, pool4 and limits, static entries, port allocation,
+// reconfiguration. It is long because each rule needs its own scenario;
+// the fixtures are in helpers_test.go.
+
 import (
 	"bytes"
 	"net/netip"

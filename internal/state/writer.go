@@ -6,7 +6,10 @@ import (
 	"github.com/nat64kit/nat64kit/internal/nat64"
 )
 
-// Everything in this file runs with t.mu held.
+// Everything in this file runs with t.mu held: every structural change of
+// the table (sessions and BIB entries made and removed, ports taken and
+// freed, held SYNs, static entries). It stays one file, longer than most,
+// so that the locking rule can be checked by reading a single file.
 
 func (t *Table) outboundLocked(f *Flow6, rport uint16, h uint64, flags uint8, now int64) ([4]byte, uint16, nat64.DropReason) {
 	// Another goroutine may have created the session since the read-locked

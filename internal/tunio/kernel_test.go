@@ -1,5 +1,9 @@
 package tunio
 
+// Tests against real kernel TUN devices (root): kernel to TUN and back,
+// GSO batches, multi-queue, adoption of an existing device, refusals and
+// allocations. Long because each needs its own device set-up.
+
 import (
 	"bytes"
 	"errors"

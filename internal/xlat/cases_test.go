@@ -1,5 +1,9 @@
 package xlat
 
+// The golden cases of the translator: one row per translation rule, with
+// the packet that goes in and what must come out. It is long because it is
+// a table of data; the runner is golden_test.go.
+
 import (
 	"bytes"
 	"encoding/binary"

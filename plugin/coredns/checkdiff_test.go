@@ -1,5 +1,7 @@
 package main
 
+// It is long because the Corefile shapes below are data.
+//
 // The differential test of `nat64ctl check`: many Corefile shapes go both
 // through `check --json` and through a running CoreDNS, and what check
 // says each server block synthesizes with must be exactly the prefixes the

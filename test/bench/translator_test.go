@@ -1,7 +1,8 @@
 // Package bench holds the side-by-side benchmarks that need whole programs
 // in network namespaces: the translator (kernel forwarding, TAYGA,
 // nat64ctl) with iperf3. They run under `make bench` (NAT64_BENCH=1) and
-// skip otherwise; figures are reported, never asserted.
+// skip otherwise; figures are reported, never asserted. This file is long
+// because it builds, runs and measures three peers the same way.
 package bench
 
 import (

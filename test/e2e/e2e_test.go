@@ -2,6 +2,7 @@
 // an IPv6-only client resolving through our CoreDNS with the dns64 plugin,
 // two nat64ctl translators with their own prefixes and pool4s, both read
 // from one nat64.toml, and an IPv4-only server; real dig, curl and ping.
+// The one test is long because it is the whole flow, step by step.
 package e2e
 
 import (

@@ -21,7 +21,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -35,7 +34,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 )
 
 // DefaultTimeout bounds every command run through Exec unless the caller's
@@ -248,85 +246,6 @@ func (ns *NS) MustExec(args ...string) string {
 	return out
 }
 
-// Process is a long-running program started inside a namespace.
-type Process struct {
-	Cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-
-	mu  sync.Mutex
-	out bytes.Buffer
-}
-
-// Write collects the process's stdout and stderr.
-func (p *Process) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-// Output returns what the process printed so far (stdout and stderr).
-func (p *Process) Output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-// PID is the process's id (`ip netns exec` execs the program in place).
-func (p *Process) PID() int { return p.Cmd.Process.Pid }
-
-// Done is closed when the process has exited.
-func (p *Process) Done() <-chan struct{} { return p.done }
-
-// Err is the process's exit status once Done is closed.
-func (p *Process) Err() error {
-	<-p.done
-	return p.err
-}
-
-// Stop sends SIGTERM to the process by PID, waits up to a grace period,
-// then SIGKILLs it. It returns the exit error (nil or a signal exit).
-func (p *Process) Stop() error {
-	select {
-	case <-p.done:
-		return p.err
-	default:
-	}
-	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(stopGrace):
-		_ = p.Cmd.Process.Kill()
-		<-p.done
-	}
-	return p.err
-}
-
-// Start starts a long-running program inside the namespace and registers
-// Stop with t.Cleanup. Its output is collected (Process.Output) and, if the
-// test fails, logged.
-func (ns *NS) Start(args ...string) *Process {
-	ns.t.Helper()
-	p := &Process{done: make(chan struct{})}
-	p.Cmd = exec.Command("ip", append([]string{"netns", "exec", ns.Name}, args...)...)
-	p.Cmd.Stdout = p
-	p.Cmd.Stderr = p
-	if err := p.Cmd.Start(); err != nil {
-		ns.t.Fatalf("start in %s: %s: %v", ns.Name, strings.Join(args, " "), err)
-	}
-	go func() {
-		p.err = p.Cmd.Wait()
-		close(p.done)
-	}()
-	ns.t.Cleanup(func() {
-		_ = p.Stop()
-		if ns.t.Failed() {
-			ns.t.Logf("output of %q in %s:\n%s", strings.Join(args, " "), ns.Name, p.Output())
-		}
-	})
-	return p
-}
-
 // Sysctl writes a sysctl of the namespace, e.g. Sysctl("net.ipv4.ip_forward", "1").
 func (ns *NS) Sysctl(key, value string) {
 	ns.t.Helper()
@@ -363,126 +282,6 @@ func (ns *NS) SetResolvConf(nameservers ...netip.Addr) {
 	if err := os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte(b.String()), 0o644); err != nil {
 		ns.t.Fatal(err)
 	}
-}
-
-// Link returns the named link of the namespace.
-func (ns *NS) Link(name string) netlink.Link {
-	ns.t.Helper()
-	l, err := ns.nl.LinkByName(name)
-	if err != nil {
-		ns.t.Fatalf("link %s in %s: %v", name, ns.Name, err)
-	}
-	return l
-}
-
-// LinkUp sets a link up.
-func (ns *NS) LinkUp(name string) {
-	ns.t.Helper()
-	if err := ns.nl.LinkSetUp(ns.Link(name)); err != nil {
-		ns.t.Fatalf("link %s up in %s: %v", name, ns.Name, err)
-	}
-}
-
-// AddAddr assigns an address ("2001:db8:1::2/64", "198.51.100.2/24") to a
-// link. IPv6 addresses skip duplicate address detection so they are usable
-// at once instead of after DAD's delay.
-func (ns *NS) AddAddr(link, cidr string) {
-	ns.t.Helper()
-	p, err := netip.ParsePrefix(cidr)
-	if err != nil {
-		ns.t.Fatalf("address %q: %v", cidr, err)
-	}
-	a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
-	if p.Addr().Is6() {
-		a.Flags = unix.IFA_F_NODAD
-	}
-	if err := ns.nl.AddrAdd(ns.Link(link), a); err != nil {
-		ns.t.Fatalf("add %s to %s in %s: %v", cidr, link, ns.Name, err)
-	}
-	if p.Addr().Is6() {
-		ns.awaitLocal(p.Addr())
-	}
-}
-
-// awaitLocal waits until the kernel delivers packets for addr locally. An
-// IPv6 address, even without DAD, gets its local route from addrconf's
-// work queue some time after the netlink call returns; a packet in that
-// window is treated as one to forward, and dropped.
-func (ns *NS) awaitLocal(addr netip.Addr) {
-	ns.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		rs, err := ns.nl.RouteGet(addr.AsSlice())
-		if err == nil && len(rs) > 0 && rs[0].Type == unix.RTN_LOCAL {
-			return
-		}
-		if time.Now().After(deadline) {
-			ns.t.Fatalf("address %v in %s never became local: %v %v", addr, ns.Name, rs, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// AddRoute adds a route to dst ("default" or a prefix) via a gateway
-// address, or, when via is empty, directly through link.
-func (ns *NS) AddRoute(dst, via, link string) {
-	ns.t.Helper()
-	r := &netlink.Route{}
-	var family int
-	if via != "" {
-		gw, err := netip.ParseAddr(via)
-		if err != nil {
-			ns.t.Fatalf("gateway %q: %v", via, err)
-		}
-		r.Gw = gw.AsSlice()
-		family = netlink.FAMILY_V4
-		if gw.Is6() {
-			family = netlink.FAMILY_V6
-		}
-	}
-	if dst != "default" {
-		p, err := netip.ParsePrefix(dst)
-		if err != nil {
-			ns.t.Fatalf("route destination %q: %v", dst, err)
-		}
-		p = p.Masked()
-		r.Dst = &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
-		family = netlink.FAMILY_V4
-		if p.Addr().Is6() {
-			family = netlink.FAMILY_V6
-		}
-	} else if family == 0 {
-		ns.t.Fatalf("default route needs a gateway to know its family")
-	}
-	r.Family = family
-	if link != "" {
-		r.LinkIndex = ns.Link(link).Attrs().Index
-	}
-	if via == "" {
-		r.Scope = netlink.SCOPE_LINK
-		if family == netlink.FAMILY_V6 {
-			r.Scope = netlink.SCOPE_UNIVERSE
-		}
-	}
-	if err := ns.nl.RouteAdd(r); err != nil {
-		ns.t.Fatalf("route %s via %q dev %q in %s: %v", dst, via, link, ns.Name, err)
-	}
-}
-
-// Veth connects two namespaces with a veth pair: aName in a, bName in b,
-// both up. The pair disappears with either namespace.
-func Veth(t testing.TB, a *NS, aName string, b *NS, bName string) {
-	t.Helper()
-	v := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: aName},
-		PeerName:      bName,
-		PeerNamespace: netlink.NsFd(int(b.handle)),
-	}
-	if err := a.nl.LinkAdd(v); err != nil {
-		t.Fatalf("veth %s/%s between %s and %s: %v", aName, bName, a.Name, b.Name, err)
-	}
-	a.LinkUp(aName)
-	b.LinkUp(bName)
 }
 
 // WaitFor polls check every 50 ms until it succeeds or timeout passes,
