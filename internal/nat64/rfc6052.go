@@ -1,6 +1,7 @@
 package nat64
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -35,6 +36,11 @@ type Prefix struct {
 	// wellKnown is true for 64:ff9b::/96, which RFC 6052 §3.1 forbids from
 	// carrying non-global IPv4 addresses.
 	wellKnown bool
+	// mask covers the prefix's bytes, as two little-endian words, so that
+	// Contains is two compares.
+	mask [2]uint64
+	// sum is the one's-complement sum of addr, for EmbedSum.
+	sum uint16
 }
 
 // ErrPrefix is wrapped by every prefix validation error.
@@ -73,7 +79,18 @@ func NewPrefix(p netip.Prefix) (Prefix, error) {
 	if a[8] != 0 {
 		return Prefix{}, fmt.Errorf("%w: %s: bits 64-71 must be zero (RFC 6052 section 2.2)", ErrPrefix, p)
 	}
-	return Prefix{addr: a, bits: uint8(p.Bits()), v4at: v4at, wellKnown: p == WellKnownPrefix}, nil
+	var m [16]byte
+	for i := 0; i < p.Bits()/8; i++ {
+		m[i] = 0xff
+	}
+	mask := [2]uint64{binary.LittleEndian.Uint64(m[:8]), binary.LittleEndian.Uint64(m[8:])}
+	var sum uint32
+	for i := 0; i < 16; i += 2 {
+		sum += uint32(a[i])<<8 | uint32(a[i+1])
+	}
+	sum = sum&0xffff + sum>>16
+	sum = sum&0xffff + sum>>16
+	return Prefix{addr: a, bits: uint8(p.Bits()), v4at: v4at, wellKnown: p == WellKnownPrefix, mask: mask, sum: uint16(sum)}, nil
 }
 
 // MustPrefix is NewPrefix for constants in tests and examples.
@@ -113,24 +130,47 @@ func (p Prefix) String() string { return p.Netip().String() }
 
 // Contains reports whether a lies inside the prefix.
 func (p Prefix) Contains(a [16]byte) bool {
-	full := int(p.bits) / 8 // every valid length is a whole number of octets
-	for i := 0; i < full; i++ {
-		if a[i] != p.addr[i] {
-			return false
-		}
-	}
-	return true
+	// The host bits of p.addr are zero, so p's own bytes compare equal
+	// under the mask.
+	hi := binary.LittleEndian.Uint64(a[:8]) ^ binary.LittleEndian.Uint64(p.addr[:8])
+	lo := binary.LittleEndian.Uint64(a[8:]) ^ binary.LittleEndian.Uint64(p.addr[8:])
+	return hi&p.mask[0]|lo&p.mask[1] == 0
 }
 
 // Embed returns the IPv4-embedded IPv6 address of v4 (RFC 6052 §2.2), with
 // the u octet and the suffix zero.
 func (p Prefix) Embed(v4 [4]byte) [16]byte {
-	a := p.addr
-	a[p.v4at[0]] = v4[0]
-	a[p.v4at[1]] = v4[1]
-	a[p.v4at[2]] = v4[2]
-	a[p.v4at[3]] = v4[3]
+	var a [16]byte
+	p.EmbedTo(&a, v4)
 	return a
+}
+
+// EmbedSum is the one's-complement sum (RFC 1071) of Embed(v4), computed
+// without building the address: what a pseudo-header checksum needs.
+func (p *Prefix) EmbedSum(v4 [4]byte) uint16 {
+	s := uint32(p.sum)
+	for i, at := range p.v4at {
+		if at&1 == 0 {
+			s += uint32(v4[i]) << 8
+		} else {
+			s += uint32(v4[i])
+		}
+	}
+	s = s&0xffff + s>>16
+	return uint16(s&0xffff + s>>16)
+}
+
+// EmbedTo is Embed writing into a, for the packet path: no temporary.
+func (p *Prefix) EmbedTo(a *[16]byte, v4 [4]byte) {
+	*a = p.addr
+	if p.bits == 96 { // the usual prefix: one 4-byte store
+		copy(a[12:], v4[:])
+		return
+	}
+	a[p.v4at[0]&15] = v4[0]
+	a[p.v4at[1]&15] = v4[1]
+	a[p.v4at[2]&15] = v4[2]
+	a[p.v4at[3]&15] = v4[3]
 }
 
 // Extract returns the IPv4 address embedded in a. ok is false when a is not
@@ -140,7 +180,10 @@ func (p Prefix) Extract(a [16]byte) (v4 [4]byte, ok bool) {
 	if !p.Contains(a) {
 		return v4, false
 	}
-	return [4]byte{a[p.v4at[0]], a[p.v4at[1]], a[p.v4at[2]], a[p.v4at[3]]}, true
+	if p.bits == 96 {
+		return [4]byte(a[12:]), true
+	}
+	return [4]byte{a[p.v4at[0]&15], a[p.v4at[1]&15], a[p.v4at[2]&15], a[p.v4at[3]&15]}, true
 }
 
 // EmbedAddr is Embed for netip addresses; v4 must be IPv4.

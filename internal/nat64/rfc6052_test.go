@@ -165,3 +165,24 @@ func FuzzEmbedExtract(f *testing.F) {
 		}
 	})
 }
+
+// EmbedSum is the checksum arithmetic's shortcut for Embed: it must equal
+// the RFC 1071 sum of the address Embed builds, for every prefix length.
+func TestEmbedSumMatchesEmbed(t *testing.T) {
+	sum := func(a [16]byte) uint16 {
+		var s uint32
+		for i := 0; i < 16; i += 2 {
+			s += uint32(a[i])<<8 | uint32(a[i+1])
+		}
+		s = s&0xffff + s>>16
+		return uint16(s&0xffff + s>>16)
+	}
+	for _, p := range []string{"2001:db8::/32", "2001:db8:ff00::/40", "2001:db8:ffff::/48", "2001:db8:ffff:ff00::/56", "2001:db8:ffff:ffff::/64", "64:ff9b:1::/96", "2001:db8:64::/96"} {
+		pfx := MustPrefix(p)
+		for _, v4 := range [][4]byte{{0, 0, 0, 0}, {192, 0, 2, 33}, {255, 255, 255, 255}, {198, 51, 100, 2}, {1, 254, 3, 252}} {
+			if got, want := pfx.EmbedSum(v4), sum(pfx.Embed(v4)); got != want {
+				t.Errorf("%s %v: EmbedSum %#04x, sum of Embed %#04x", p, v4, got, want)
+			}
+		}
+	}
+}

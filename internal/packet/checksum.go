@@ -72,9 +72,13 @@ func PseudoHeaderSum4(src, dst [4]byte, proto nat64.Proto, length uint16) uint16
 // PseudoHeaderSum6 is the sum of the IPv6 pseudo-header (RFC 8200 §8.1):
 // source, destination, 32-bit upper-layer length, 24 zero bits, next header.
 func PseudoHeaderSum6(src, dst *[16]byte, proto nat64.Proto, length uint32) uint16 {
-	s := Checksum(src[:], 0)
-	s = Checksum(dst[:], s)
-	s = Add(s, uint16(length>>16))
+	return AddPseudoHeader6(Checksum(dst[:], Checksum(src[:], 0)), proto, length)
+}
+
+// AddPseudoHeader6 completes an IPv6 pseudo-header sum from the sum of its
+// two addresses (IPv6.AddrSum), adding length and next header.
+func AddPseudoHeader6(addrSum uint16, proto nat64.Proto, length uint32) uint16 {
+	s := Add(addrSum, uint16(length>>16))
 	s = Add(s, uint16(length))
 	return Add(s, uint16(proto))
 }

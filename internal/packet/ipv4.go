@@ -63,6 +63,10 @@ func (b IPv4) Protocol() nat64.Proto { return nat64.Proto(b[ipv4Protocol]) }
 func (b IPv4) Checksum() uint16      { return binary.BigEndian.Uint16(b[ipv4Checksum:]) }
 func (b IPv4) Src() (a [4]byte)      { copy(a[:], b[ipv4Src:ipv4Src+4]); return }
 func (b IPv4) Dst() (a [4]byte)      { copy(a[:], b[ipv4Dst:ipv4Dst+4]); return }
+
+// AddrSum is the one's-complement sum of the source and destination
+// addresses: the part of a pseudo-header that translation replaces.
+func (b IPv4) AddrSum() uint16 { return Checksum(b[ipv4Src:ipv4Dst+4], 0) }
 func (b IPv4) SetTotalLen(v uint16) {
 	binary.BigEndian.PutUint16(b[ipv4TotalLen:], v)
 }
@@ -92,6 +96,7 @@ type IPv4Fields struct {
 
 // Encode writes a 20-byte header from f, with its checksum.
 func (b IPv4) Encode(f *IPv4Fields) {
+	b = b[:IPv4MinHeader] // one bounds check for every write below
 	flags := uint16(f.FragOffset/8) & ipv4Offset
 	if f.DF {
 		flags |= IPv4FlagDF
@@ -99,7 +104,8 @@ func (b IPv4) Encode(f *IPv4Fields) {
 	if f.MF {
 		flags |= IPv4FlagMF
 	}
-	b[ipv4VersionIHL] = 0x40 | IPv4MinHeader/4
+	versionIHL := uint8(0x40 | IPv4MinHeader/4)
+	b[ipv4VersionIHL] = versionIHL
 	b[ipv4TOS] = f.TOS
 	binary.BigEndian.PutUint16(b[ipv4TotalLen:], f.TotalLen)
 	binary.BigEndian.PutUint16(b[ipv4ID:], f.ID)
@@ -108,5 +114,14 @@ func (b IPv4) Encode(f *IPv4Fields) {
 	b[ipv4Protocol] = uint8(f.Protocol)
 	copy(b[ipv4Src:ipv4Src+4], f.Src[:])
 	copy(b[ipv4Dst:ipv4Dst+4], f.Dst[:])
-	b.ComputeHeaderChecksum()
+	// The checksum is summed from the fields: reading back the bytes just
+	// written would wait on those stores.
+	s := uint32(versionIHL)<<8 | uint32(f.TOS)
+	s += uint32(f.TotalLen) + uint32(f.ID) + uint32(flags)
+	s += uint32(f.TTL)<<8 | uint32(f.Protocol)
+	s += uint32(binary.BigEndian.Uint16(f.Src[:2])) + uint32(binary.BigEndian.Uint16(f.Src[2:]))
+	s += uint32(binary.BigEndian.Uint16(f.Dst[:2])) + uint32(binary.BigEndian.Uint16(f.Dst[2:]))
+	s = s&0xffff + s>>16
+	s = s&0xffff + s>>16
+	binary.BigEndian.PutUint16(b[ipv4Checksum:], ^uint16(s))
 }

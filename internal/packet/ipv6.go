@@ -40,6 +40,10 @@ func (b IPv6) HopLimit() uint8         { return b[ipv6HopLimit] }
 func (b IPv6) Src() (a [16]byte)       { copy(a[:], b[ipv6Src:ipv6Src+16]); return }
 func (b IPv6) Dst() (a [16]byte)       { copy(a[:], b[ipv6Dst:ipv6Dst+16]); return }
 
+// AddrSum is the one's-complement sum of the source and destination
+// addresses: the part of a pseudo-header that translation replaces.
+func (b IPv6) AddrSum() uint16 { return Checksum(b[ipv6Src:ipv6Dst+16], 0) }
+
 // IPv6Fields are the fields of the IPv6 fixed header.
 type IPv6Fields struct {
 	TrafficClass uint8
@@ -52,6 +56,7 @@ type IPv6Fields struct {
 
 // Encode writes the 40-byte fixed header from f.
 func (b IPv6) Encode(f *IPv6Fields) {
+	b = b[:IPv6HeaderLen] // one bounds check for every write below
 	binary.BigEndian.PutUint32(b[ipv6VersionClassFlow:], 6<<28|uint32(f.TrafficClass)<<20|f.FlowLabel&0xfffff)
 	binary.BigEndian.PutUint16(b[ipv6PayloadLen:], f.PayloadLen)
 	b[ipv6NextHeader] = uint8(f.NextHeader)

@@ -248,3 +248,23 @@ func BenchmarkParseIPv6UDP(b *testing.B) {
 		}
 	}
 }
+
+// Encode sums the IPv4 header checksum from the fields; it must be the
+// checksum of the bytes it wrote, for any fields.
+func TestIPv4EncodeChecksum(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	b := make(IPv4, IPv4MinHeader)
+	for i := 0; i < 10000; i++ {
+		f := IPv4Fields{
+			TOS: uint8(rng.Uint32()), TotalLen: uint16(rng.Uint32()), ID: uint16(rng.Uint32()),
+			DF: rng.IntN(2) == 0, MF: rng.IntN(2) == 0, FragOffset: rng.IntN(8192) * 8,
+			TTL: uint8(rng.Uint32()), Protocol: nat64.Proto(rng.Uint32()),
+		}
+		binary.BigEndian.PutUint32(f.Src[:], rng.Uint32())
+		binary.BigEndian.PutUint32(f.Dst[:], rng.Uint32())
+		b.Encode(&f)
+		if !b.HeaderChecksumOK() {
+			t.Fatalf("%+v: header checksum %#04x does not verify", f, b.Checksum())
+		}
+	}
+}

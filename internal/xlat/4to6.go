@@ -32,12 +32,22 @@ type packet4to6 struct {
 	split   bool // too big for the IPv6 MTU: sent as fragments
 }
 
+// start readies x for a packet. x lives in the Translator, so that a
+// packet does not pay for zeroing all of it: start sets the fields a step
+// may read before another step writes them, and the steps set the rest.
+func (x *packet4to6) start(buf []byte, off, n int, hairpin bool) {
+	x.buf, x.off, x.p, x.hairpin = buf, off, buf[off:off+n], hairpin
+	x.flow = state.Flow4{}
+	x.tcpFlags, x.zeroUDP, x.fragHdr, x.port6 = 0, false, 0, 0
+}
+
 // from4 is the IPv4 -> IPv6 pipeline. hairpin is set when the packet is the
 // IPv4 form of an IPv6 packet translated a moment ago (its hop limit was
 // already decremented).
 func (t *Translator) from4(buf []byte, off, n int, now int64, out *Output, hairpin bool) nat64.DropReason {
-	x := packet4to6{buf: buf, off: off, p: buf[off : off+n], hairpin: hairpin}
-	if r := t.determineIncomingTuple4(&x, out); r != nat64.Translated {
+	x := &t.x4
+	x.start(buf, off, n, hairpin)
+	if r := t.determineIncomingTuple4(x, out); r != nat64.Translated {
 		return r
 	}
 	if x.in.Proto == nat64.ProtoICMPv4 && packet.IsICMPv4Error(x.l4[0]) {
@@ -46,21 +56,21 @@ func (t *Translator) from4(buf []byte, off, n int, now int64, out *Output, hairp
 		}
 		return t.icmpError4to6(x.p[:x.in.Len], &x.in, x.ttl, out)
 	}
-	if r := t.filterAndUpdate4(&x, now); r != nat64.Translated {
+	if r := t.filterAndUpdate4(x, now); r != nat64.Translated {
 		return r
 	}
-	if r := t.checkSize4to6(&x, out); r != nat64.Translated {
+	if r := t.checkSize4to6(x, out); r != nat64.Translated {
 		return r
 	}
 	// The upper layer first: it does not move, the headers grow in front.
 	if x.in.HasL4Header() {
-		translateUpperLayer4to6(&x)
+		t.translateUpperLayer4to6(x)
 	}
 	if x.split {
-		return t.fragment6(&x, out)
+		return t.fragment6(x, out)
 	}
-	start, end := t.translate4to6(&x)
-	return t.handOver4to6(&x, start, end, out)
+	start, end := t.translate4to6(x)
+	return t.handOver4to6(x, start, end, out)
 }
 
 // determineIncomingTuple4 is RFC 6146 §3.4 for an IPv4 packet: it parses
@@ -155,7 +165,7 @@ func (t *Translator) filterAndUpdate4(x *packet4to6, now int64) nat64.DropReason
 			t.frags.put(&x.frag, &x.dst6, now)
 		}
 	}
-	x.src6 = t.prefix.Embed(x.src4)
+	t.prefix.EmbedTo(&x.src6, x.src4)
 	return nat64.Translated
 }
 
@@ -185,11 +195,14 @@ func (t *Translator) checkSize4to6(x *packet4to6, out *Output) nat64.DropReason 
 // for ICMP) to the outgoing tuple's, and moves the checksum from the IPv4
 // pseudo-header to the IPv6 one, incrementally. UDP without a checksum
 // gets a full one, since IPv6 requires it (RFC 7915 §4.5).
-func translateUpperLayer4to6(x *packet4to6) {
+func (t *Translator) translateUpperLayer4to6(x *packet4to6) {
+	// The source is summed from the prefix and the IPv4 source rather than
+	// read back from x.src6, just written.
+	addrs6 := packet.Checksum(x.dst6[:], t.prefix.EmbedSum(x.src4))
 	switch x.in.Proto {
 	case nat64.ProtoTCP:
 		tc := packet.TCP(x.l4)
-		ck := packet.UpdateChecksum(tc.Checksum(), addrSum4(&x.src4, &x.dst4), addrSum6(&x.src6, &x.dst6))
+		ck := packet.UpdateChecksum(tc.Checksum(), packet.IPv4(x.p).AddrSum(), addrs6)
 		ck = packet.UpdateChecksum(ck, tc.DstPort(), x.port6)
 		tc.SetDstPort(x.port6)
 		tc.SetChecksum(ck)
@@ -198,9 +211,9 @@ func translateUpperLayer4to6(x *packet4to6) {
 		u.SetDstPort(x.port6)
 		var ck uint16
 		if x.zeroUDP {
-			ck = ^packet.Checksum(x.l4, packet.PseudoHeaderSum6(&x.src6, &x.dst6, nat64.ProtoUDP, uint32(len(x.l4))))
+			ck = ^packet.Checksum(x.l4, packet.AddPseudoHeader6(addrs6, nat64.ProtoUDP, uint32(len(x.l4))))
 		} else {
-			ck = packet.UpdateChecksum(u.Checksum(), addrSum4(&x.src4, &x.dst4), addrSum6(&x.src6, &x.dst6))
+			ck = packet.UpdateChecksum(u.Checksum(), packet.IPv4(x.p).AddrSum(), addrs6)
 			ck = packet.UpdateChecksum(ck, x.flow.DstPort, x.port6)
 		}
 		if ck == 0 {
@@ -208,7 +221,7 @@ func translateUpperLayer4to6(x *packet4to6) {
 		}
 		u.SetChecksum(ck)
 	case nat64.ProtoICMPv4:
-		echo4to6(x.l4, &x.src6, &x.dst6, x.port6, len(x.l4))
+		echo4to6(x.l4, addrs6, x.port6, len(x.l4))
 	}
 }
 
@@ -230,14 +243,14 @@ func (t *Translator) translate4to6(x *packet4to6) (start, end int) {
 	outLen := packet.IPv6HeaderLen + x.fragHdr + len(x.l4)
 	start = x.off + in.L4Off - packet.IPv6HeaderLen - x.fragHdr
 	o := packet.IPv6(x.buf[start : start+outLen])
-	f := packet.IPv6Fields{
-		TrafficClass: h.TOS(),
-		PayloadLen:   uint16(outLen - packet.IPv6HeaderLen),
-		NextHeader:   nextHeader6(in.Proto),
-		HopLimit:     x.ttl,
-		Src:          &x.src6,
-		Dst:          &x.dst6,
-	}
+	// Field by field: a composite literal is built in a temporary and
+	// copied, and that copy stalls on the stores just made.
+	var f packet.IPv6Fields
+	f.TrafficClass = h.TOS()
+	f.PayloadLen = uint16(outLen - packet.IPv6HeaderLen)
+	f.NextHeader = nextHeader6(in.Proto)
+	f.HopLimit = x.ttl
+	f.Src, f.Dst = &x.src6, &x.dst6
 	if x.fragHdr != 0 {
 		packet.IPv6Fragment(o[packet.IPv6HeaderLen:]).Encode(&packet.IPv6FragmentFields{
 			NextHeader: f.NextHeader, Offset: in.FragOffset, More: in.MoreFrags, ID: uint32(h.ID()),
@@ -291,16 +304,16 @@ func (t *Translator) fragment6(x *packet4to6, out *Output) nat64.DropReason {
 	return nat64.Translated
 }
 
-// echo4to6 is the reverse of echo6to4; length is the ICMP message length
-// the IPv6 pseudo-header must carry.
-func echo4to6(l4 []byte, src6, dst6 *[16]byte, id uint16, length int) {
+// echo4to6 is the reverse of echo6to4; addrs6 and length are the address
+// sum and ICMP message length the IPv6 pseudo-header must carry.
+func echo4to6(l4 []byte, addrs6, id uint16, length int) {
 	ic := packet.ICMPv4(l4)
 	oldType := uint16(ic.Type()) << 8
 	newType := uint16(packet.ICMPv6EchoRequest) << 8
 	if ic.Type() == packet.ICMPv4EchoReply {
 		newType = uint16(packet.ICMPv6EchoReply) << 8
 	}
-	ck := packet.UpdateChecksum(ic.Checksum(), 0, packet.PseudoHeaderSum6(src6, dst6, nat64.ProtoICMPv6, uint32(length)))
+	ck := packet.UpdateChecksum(ic.Checksum(), 0, packet.AddPseudoHeader6(addrs6, nat64.ProtoICMPv6, uint32(length)))
 	ck = packet.UpdateChecksum(ck, oldType, newType)
 	ck = packet.UpdateChecksum(ck, ic.Ident(), id)
 	ic.SetTypeCode(uint8(newType>>8), 0)

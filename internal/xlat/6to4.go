@@ -13,9 +13,7 @@ type packet6to4 struct {
 	off      int
 	p        []byte // the IPv6 packet, buf[off:off+n]
 	in       packet.Info
-	src6     [16]byte
-	dst6     [16]byte
-	z        [4]byte // the IPv4 destination, extracted from dst6
+	z        [4]byte // the IPv4 destination, extracted from the IPv6 one
 	l4       []byte  // the upper-layer header and data
 	flow     state.Flow6
 	tcpFlags uint8
@@ -27,23 +25,33 @@ type packet6to4 struct {
 	hairpin bool // the destination is one of our own pool4 addresses
 }
 
+// start readies x for a packet. x lives in the Translator, so that a
+// packet does not pay for zeroing all of it: start sets the fields a step
+// may read before another step writes them, and the steps set the rest.
+func (x *packet6to4) start(buf []byte, off, n int) {
+	x.buf, x.off, x.p = buf, off, buf[off:off+n]
+	x.flow = state.Flow6{}
+	x.tcpFlags, x.port4 = 0, 0
+}
+
 // from6 is the IPv6 -> IPv4 pipeline.
 func (t *Translator) from6(buf []byte, off, n int, now int64, out *Output) nat64.DropReason {
-	x := packet6to4{buf: buf, off: off, p: buf[off : off+n]}
-	if r := t.determineIncomingTuple6(&x, out); r != nat64.Translated {
+	x := &t.x6
+	x.start(buf, off, n)
+	if r := t.determineIncomingTuple6(x, out); r != nat64.Translated {
 		return r
 	}
 	if x.in.Proto == nat64.ProtoICMPv6 && packet.IsICMPv6Error(x.l4[0]) {
 		return t.icmpError6to4(x.p[:x.in.Len], &x.in, x.z, now, out)
 	}
-	if r := t.filterAndUpdate6(&x, now, out); r != nat64.Translated {
+	if r := t.filterAndUpdate6(x, now, out); r != nat64.Translated {
 		return r
 	}
-	if r := t.checkSize6to4(&x, out); r != nat64.Translated {
+	if r := t.checkSize6to4(x, out); r != nat64.Translated {
 		return r
 	}
-	start, end := t.translate6to4(&x)
-	return t.handOver6to4(&x, start, end, now, out)
+	start, end := t.translate6to4(x)
+	return t.handOver6to4(x, start, end, now, out)
 }
 
 // determineIncomingTuple6 is RFC 6146 §3.4 for an IPv6 packet: it parses
@@ -55,8 +63,7 @@ func (t *Translator) determineIncomingTuple6(x *packet6to4, out *Output) nat64.D
 		return nat64.MalformedIPv6
 	}
 	h := packet.IPv6(x.p)
-	x.src6, x.dst6 = h.Src(), h.Dst()
-	z, ok := t.prefix.Extract(x.dst6)
+	z, ok := t.prefix.Extract(h.Dst())
 	if !ok {
 		return nat64.NotPool6
 	}
@@ -70,10 +77,10 @@ func (t *Translator) determineIncomingTuple6(x *packet6to4, out *Output) nat64.D
 		t.icmp6Error(x.p[:in.Len], in, packet.ICMPv6ParamProblem, 0, uint32(in.SegLeftOff), out)
 		return nat64.SegmentsLeft
 	}
-	x.flow.Src, x.flow.Dst = x.src6, z
+	x.flow.Src, x.flow.Dst = h.Src(), z
 	x.l4 = x.p[in.L4Off:in.Len]
 	if in.Fragmented {
-		x.frag = fragKey{src: x.src6, dst: x.dst6, id: in.FragID, proto: in.Proto, v6: true}
+		x.frag = fragKey{src: x.flow.Src, dst: h.Dst(), id: in.FragID, proto: in.Proto, v6: true}
 	}
 	switch in.Proto {
 	case nat64.ProtoTCP:
@@ -161,14 +168,14 @@ func (t *Translator) translate6to4(x *packet6to4) (start, end int) {
 	h := packet.IPv6(x.p)
 	outLen := packet.IPv4MinHeader + len(x.l4)
 	start = x.off + in.L4Off - packet.IPv4MinHeader
-	f := packet.IPv4Fields{
-		TOS:      h.TrafficClass(),
-		TotalLen: uint16(outLen),
-		TTL:      h.HopLimit() - 1,
-		Protocol: in.Proto,
-		Src:      x.src4,
-		Dst:      x.z,
-	}
+	// Field by field: a composite literal is built in a temporary and
+	// copied, and that copy stalls on the stores just made.
+	var f packet.IPv4Fields
+	f.TOS = h.TrafficClass()
+	f.TotalLen = uint16(outLen)
+	f.TTL = h.HopLimit() - 1
+	f.Protocol = in.Proto
+	f.Src, f.Dst = x.src4, x.z
 	if in.FragHdrOff != 0 {
 		// RFC 7915 §5.1.1: identification from the Fragment header, DF
 		// clear so IPv4 routers may fragment further.
@@ -179,20 +186,20 @@ func (t *Translator) translate6to4(x *packet6to4) (start, end int) {
 	if in.Proto == nat64.ProtoICMPv6 {
 		f.Protocol = nat64.ProtoICMPv4
 	}
+	addrs6 := h.AddrSum() // before the IPv4 header overwrites the addresses
 	o := packet.IPv4(x.buf[start : start+outLen])
 	o.Encode(&f)
 	if in.HasL4Header() {
-		t.translateUpperLayer6to4(x, o[packet.IPv4MinHeader:])
+		translateUpperLayer6to4(x, o[packet.IPv4MinHeader:], addrs6, o.AddrSum())
 	}
 	return start, start + outLen
 }
 
 // translateUpperLayer6to4 rewrites the source port (the identifier for
 // ICMP) to the outgoing tuple's, and moves the checksum from the IPv6
-// pseudo-header to the IPv4 one, incrementally.
-func (t *Translator) translateUpperLayer6to4(x *packet6to4, l4 []byte) {
-	addrOld := packet.Add(packet.Checksum(x.src6[:], 0), packet.Checksum(x.dst6[:], 0))
-	addrNew := packet.Add(packet.Checksum(x.src4[:], 0), packet.Checksum(x.z[:], 0))
+// pseudo-header to the IPv4 one, incrementally: addrOld and addrNew are
+// the sums of the two headers' addresses.
+func translateUpperLayer6to4(x *packet6to4, l4 []byte, addrOld, addrNew uint16) {
 	switch x.in.Proto {
 	case nat64.ProtoTCP:
 		tc := packet.TCP(l4)
@@ -210,7 +217,7 @@ func (t *Translator) translateUpperLayer6to4(x *packet6to4, l4 []byte) {
 		u.SetSrcPort(x.port4)
 		u.SetChecksum(ck)
 	case nat64.ProtoICMPv6:
-		echo6to4(l4, &x.src6, &x.dst6, x.port4, len(l4))
+		echo6to4(l4, addrOld, x.port4, len(l4))
 	}
 }
 
@@ -231,16 +238,16 @@ func (t *Translator) handOver6to4(x *packet6to4, start, end int, now int64, out 
 
 // echo6to4 turns an ICMPv6 echo message into ICMPv4 in place, updating the
 // checksum incrementally (an incorrect one stays incorrect): the ICMPv6
-// pseudo-header, which carried length, leaves the sum, the type changes,
-// and the identifier becomes id.
-func echo6to4(l4 []byte, src6, dst6 *[16]byte, id uint16, length int) {
+// pseudo-header (addresses summing to addrs6, and length) leaves the sum,
+// the type changes, and the identifier becomes id.
+func echo6to4(l4 []byte, addrs6, id uint16, length int) {
 	ic := packet.ICMPv6(l4)
 	oldType := uint16(ic.Type()) << 8
 	newType := uint16(packet.ICMPv4EchoRequest) << 8
 	if ic.Type() == packet.ICMPv6EchoReply {
 		newType = uint16(packet.ICMPv4EchoReply) << 8
 	}
-	ck := packet.UpdateChecksum(ic.Checksum(), packet.PseudoHeaderSum6(src6, dst6, nat64.ProtoICMPv6, uint32(length)), 0)
+	ck := packet.UpdateChecksum(ic.Checksum(), packet.AddPseudoHeader6(addrs6, nat64.ProtoICMPv6, uint32(length)), 0)
 	ck = packet.UpdateChecksum(ck, oldType, newType)
 	ck = packet.UpdateChecksum(ck, ic.Ident(), id)
 	ic.SetTypeCode(uint8(newType>>8), 0)

@@ -200,7 +200,7 @@ func (t *Translator) icmpError4to6(p []byte, in *packet.Info, hop uint8, out *Ou
 		}
 		u.SetSrcPort(xport)
 	case nat64.ProtoICMPv4:
-		echo4to6(l4, &x6, &iz6, xport, claimedL4)
+		echo4to6(l4, addrNew, xport, claimedL4)
 	}
 	if ext != nil {
 		copy(b[hdrs+padded:], ext)

@@ -191,7 +191,7 @@ func (t *Translator) icmpError6to4(p []byte, in *packet.Info, z [4]byte, now int
 		}
 		u.SetDstPort(tport)
 	case nat64.ProtoICMPv6:
-		echo6to4(l4, &isrc6, &idst6, tport, claimedL4)
+		echo6to4(l4, addrOld, tport, claimedL4)
 	}
 	if ext != nil {
 		copy(b[hdrs+padded:], ext)

@@ -43,6 +43,8 @@ type Translator struct {
 	dropZeroUDP bool
 	ipID        uint16 // IPv4 identification generator
 	frags       fragTable
+	x6          packet6to4 // the packet from6 is working on
+	x4          packet4to6 // the packet from4 is working on
 
 	// Counters are this Translator's statistics; the daemon aggregates them.
 	Counters Counters
