@@ -103,64 +103,62 @@ const walkBatch = 1024
 // without it, so fn may be slow or call the Table; sessions created or
 // removed during the walk may or may not be seen.
 func (t *Table) WalkSessions(proto nat64.Transport, fn func(*SessionEntry) bool) {
-	buf := make([]SessionEntry, 0, walkBatch)
-	for ref := uint32(0); ; {
-		buf = buf[:0]
-		t.mu.Lock()
-		p := t.params.Load()
-		end := t.sessNext
-		for ; ref < end && len(buf) < walkBatch; ref++ {
-			s := t.sess(ref)
-			if s.proto == 0 || (proto != 0 && s.proto != proto) {
-				continue
-			}
-			w := s.word.Load()
-			e := SessionEntry{
-				Proto:   s.proto,
-				Src6:    addrPort6(s.src6, s.sport),
-				Src4:    addrPort4(s.pool4, s.pport),
-				Dst4:    remote4(s),
-				Expires: wordExpiry(w),
-			}
-			if s.proto == nat64.TCP {
-				e.State = TCPState(w & stateMask)
-			}
-			dport := s.rport
-			if s.proto == nat64.ICMP {
-				dport = s.sport
-			}
-			if p.prefix.IsValid() {
-				e.Dst6 = addrPort6(p.prefix.Embed(s.rem4), dport)
-			}
-			buf = append(buf, e)
+	var p *params
+	walk(t, func() uint32 {
+		p = t.params.Load()
+		return t.sessNext
+	}, func(ref uint32) (e SessionEntry, ok bool) {
+		s := t.sess(ref)
+		if s.proto == 0 || (proto != 0 && s.proto != proto) {
+			return e, false
 		}
-		t.mu.Unlock()
-		for i := range buf {
-			if !fn(&buf[i]) {
-				return
-			}
+		w := s.word.Load()
+		e = SessionEntry{
+			Proto:   s.proto,
+			Src6:    addrPort6(s.src6, s.sport),
+			Src4:    addrPort4(s.pool4, s.pport),
+			Dst4:    remote4(s),
+			Expires: wordExpiry(w),
 		}
-		if ref >= end {
-			return
+		if s.proto == nat64.TCP {
+			e.State = TCPState(w & stateMask)
 		}
-	}
+		dport := s.rport
+		if s.proto == nat64.ICMP {
+			dport = s.sport
+		}
+		if p.prefix.IsValid() {
+			e.Dst6 = addrPort6(p.prefix.Embed(s.rem4), dport)
+		}
+		return e, true
+	}, fn)
 }
 
 // WalkBIB calls fn for each BIB entry of proto (0: all) until fn returns
 // false, like WalkSessions.
 func (t *Table) WalkBIB(proto nat64.Transport, fn func(*BIBEntry) bool) {
-	buf := make([]BIBEntry, 0, walkBatch)
+	walk(t, func() uint32 { return t.bibNext }, func(ref uint32) (BIBEntry, bool) {
+		be := t.bibAt(ref)
+		if be.proto == 0 || (proto != 0 && be.proto != proto) {
+			return BIBEntry{}, false
+		}
+		return BIBEntry{Proto: be.proto, IPv6: addrPort6(be.src6, be.sport),
+			IPv4: addrPort4(be.pool4, be.pport), Static: be.static, Sessions: int(be.nsess)}, true
+	}, fn)
+}
+
+// walk visits the slots [0, end()) in batches: end and collect run under
+// t.mu, fn after it is released.
+func walk[T any](t *Table, end func() uint32, collect func(ref uint32) (T, bool), fn func(*T) bool) {
+	buf := make([]T, 0, walkBatch)
 	for ref := uint32(0); ; {
 		buf = buf[:0]
 		t.mu.Lock()
-		end := t.bibNext
-		for ; ref < end && len(buf) < walkBatch; ref++ {
-			be := t.bibAt(ref)
-			if be.proto == 0 || (proto != 0 && be.proto != proto) {
-				continue
+		n := end()
+		for ; ref < n && len(buf) < walkBatch; ref++ {
+			if e, ok := collect(ref); ok {
+				buf = append(buf, e)
 			}
-			buf = append(buf, BIBEntry{Proto: be.proto, IPv6: addrPort6(be.src6, be.sport),
-				IPv4: addrPort4(be.pool4, be.pport), Static: be.static, Sessions: int(be.nsess)})
 		}
 		t.mu.Unlock()
 		for i := range buf {
@@ -168,7 +166,7 @@ func (t *Table) WalkBIB(proto nat64.Transport, fn func(*BIBEntry) bool) {
 				return
 			}
 		}
-		if ref >= end {
+		if ref >= n {
 			return
 		}
 	}

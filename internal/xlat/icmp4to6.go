@@ -185,20 +185,8 @@ func (t *Translator) icmpError4to6(p []byte, in *packet.Info, hop uint8, out *Ou
 	addrOld := addrSum4(&it4, &iz)
 	addrNew := addrSum6(&x6, &iz6)
 	switch ii.Proto {
-	case nat64.ProtoTCP:
-		tc := packet.TCP(l4)
-		if len(l4) >= packet.TCPChecksumOffset+2 {
-			ck := packet.UpdateChecksum(tc.Checksum(), addrOld, addrNew)
-			tc.SetChecksum(packet.UpdateChecksum(ck, tc.SrcPort(), xport))
-		}
-		tc.SetSrcPort(xport)
-	case nat64.ProtoUDP:
-		u := packet.UDP(l4)
-		if ck := u.Checksum(); ck != 0 {
-			ck = packet.UpdateChecksum(ck, addrOld, addrNew)
-			u.SetChecksum(packet.UpdateChecksum(ck, u.SrcPort(), xport))
-		}
-		u.SetSrcPort(xport)
+	case nat64.ProtoTCP, nat64.ProtoUDP:
+		rewriteQuotedPort(l4, ii.Proto, false, xport, addrOld, addrNew)
 	case nat64.ProtoICMPv4:
 		echo4to6(l4, addrNew, xport, claimedL4)
 	}

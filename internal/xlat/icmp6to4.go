@@ -176,20 +176,8 @@ func (t *Translator) icmpError6to4(p []byte, in *packet.Info, z [4]byte, now int
 	addrOld := addrSum6(&isrc6, &idst6)
 	addrNew := addrSum4(&iz, &t4)
 	switch ii.Proto {
-	case nat64.ProtoTCP:
-		tc := packet.TCP(l4)
-		if len(l4) >= packet.TCPChecksumOffset+2 {
-			ck := packet.UpdateChecksum(tc.Checksum(), addrOld, addrNew)
-			tc.SetChecksum(packet.UpdateChecksum(ck, tc.DstPort(), tport))
-		}
-		tc.SetDstPort(tport)
-	case nat64.ProtoUDP:
-		u := packet.UDP(l4)
-		if ck := u.Checksum(); ck != 0 {
-			ck = packet.UpdateChecksum(ck, addrOld, addrNew)
-			u.SetChecksum(packet.UpdateChecksum(ck, u.DstPort(), tport))
-		}
-		u.SetDstPort(tport)
+	case nat64.ProtoTCP, nat64.ProtoUDP:
+		rewriteQuotedPort(l4, ii.Proto, true, tport, addrOld, addrNew)
 	case nat64.ProtoICMPv6:
 		echo6to4(l4, addrOld, tport, claimedL4)
 	}

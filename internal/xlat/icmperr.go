@@ -139,3 +139,28 @@ func (t *Translator) PortUnreachable(pkt []byte, out *Output) bool {
 	t.icmp4Error(pkt[:in.Len], &in, packet.ICMPv4DestUnreach, packet.ICMPv4CodePortUnr, 0, out)
 	return out.N > n
 }
+
+// rewriteQuotedPort is the upper-layer step for the TCP or UDP packet an
+// ICMP error quotes (a packet we sent, coming back): its destination port,
+// or its source port, becomes port, and its checksum, where the quote holds
+// one, follows the change of addresses and port.
+func rewriteQuotedPort(l4 []byte, proto nat64.Proto, dst bool, port, addrOld, addrNew uint16) {
+	// TCP and UDP keep their ports in the same place; only the checksum moves.
+	ports := packet.UDP(l4)
+	old := ports.SrcPort()
+	if dst {
+		old = ports.DstPort()
+	}
+	switch {
+	case proto == nat64.ProtoTCP && len(l4) >= packet.TCPChecksumOffset+2:
+		tc := packet.TCP(l4)
+		tc.SetChecksum(packet.UpdateChecksum(packet.UpdateChecksum(tc.Checksum(), addrOld, addrNew), old, port))
+	case proto == nat64.ProtoUDP && ports.Checksum() != 0:
+		ports.SetChecksum(packet.UpdateChecksum(packet.UpdateChecksum(ports.Checksum(), addrOld, addrNew), old, port))
+	}
+	if dst {
+		ports.SetDstPort(port)
+	} else {
+		ports.SetSrcPort(port)
+	}
+}
