@@ -134,18 +134,8 @@ func (t *Translator) icmpError4to6(p []byte, in *packet.Info, hop uint8, out *Ou
 	}
 	innerHdr := packet.IPv6HeaderLen + fh
 	origOut := innerHdr + len(innerL4)
-	padded := origOut
-	if len(ext) > 0 && has4884 {
-		padded = (max(origOut, rfc4884MinOriginal) + 7) &^ 7
-	} else {
-		ext = nil
-	}
 	const hdrs = packet.IPv6HeaderLen + packet.ICMPHeaderLen
-	total := hdrs + padded + len(ext)
-	if total > packet.ICMPv6ErrorMax {
-		ext, padded = nil, origOut
-		total = min(hdrs+origOut, packet.ICMPv6ErrorMax)
-	}
+	padded, total, ext := errorLayout(hdrs, origOut, 8, packet.ICMPv6ErrorMax, ext, has4884)
 	b := out.alloc(total)
 	if b == nil {
 		return nat64.OutputFull

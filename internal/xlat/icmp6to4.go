@@ -120,18 +120,8 @@ func (t *Translator) icmpError6to4(p []byte, in *packet.Info, z [4]byte, now int
 	}
 
 	origOut := packet.IPv4MinHeader + len(innerL4)
-	padded := origOut
-	if len(ext) > 0 && has4884 {
-		padded = (max(origOut, rfc4884MinOriginal) + 3) &^ 3
-	} else {
-		ext = nil
-	}
 	const hdrs = packet.IPv4MinHeader + packet.ICMPHeaderLen
-	total := hdrs + padded + len(ext)
-	if total > packet.ICMPv4ErrorMax {
-		ext, padded = nil, origOut
-		total = min(hdrs+origOut, packet.ICMPv4ErrorMax)
-	}
+	padded, total, ext := errorLayout(hdrs, origOut, 4, packet.ICMPv4ErrorMax, ext, has4884)
 	b := out.alloc(total)
 	if b == nil {
 		return nat64.OutputFull

@@ -164,3 +164,18 @@ func rewriteQuotedPort(l4 []byte, proto nat64.Proto, dst bool, port, addrOld, ad
 		ports.SetSrcPort(port)
 	}
 }
+
+// errorLayout sizes a translated ICMP error: hdrs of headers, then the
+// quoted packet (origLen bytes), then, when the error carries an RFC 4884
+// extension, the quote padded to at least 128 bytes and to align, and ext.
+// An error that would pass limit loses its extension first, then the
+// quote's tail.
+func errorLayout(hdrs, origLen, align, limit int, ext []byte, has4884 bool) (padded, total int, kept []byte) {
+	if len(ext) > 0 && has4884 {
+		padded = (max(origLen, rfc4884MinOriginal) + align - 1) &^ (align - 1)
+		if total = hdrs + padded + len(ext); total <= limit {
+			return padded, total, ext
+		}
+	}
+	return origLen, min(hdrs+origLen, limit), nil
+}
