@@ -13,6 +13,10 @@ mkdir -p docs
 ./scripts/deps.sh bench
 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+# Measurements made by hand for one change (before/after runs) sit below
+# this marker and survive a new run.
+marker='<!-- kept by make bench: before/after measurements -->'
+if [ -f "$out" ]; then awk -v m="$marker" '$0 == m { keep = 1 } keep' "$out" > "$tmp/kept.md"; fi
 
 echo "== Go benchmarks" >&2
 go test -run '^$' -bench . -benchmem -benchtime 1s ./nat64conf/... ./internal/packet/ ./internal/xlat/ ./internal/state/ ./plugin/dns64/ \
@@ -49,5 +53,9 @@ echo "== dns64 side by side" >&2
   echo '```'
   echo
   echo "Command: \`go test -run '^\$' -bench . -benchmem ./nat64conf/... ./internal/packet/ ./internal/xlat/ ./internal/state/ ./plugin/dns64/\`"
+  if [ -s "$tmp/kept.md" ]; then
+    echo
+    cat "$tmp/kept.md"
+  fi
 } > "$out"
 echo "wrote $out" >&2
