@@ -75,12 +75,6 @@ func (b IPv4) HeaderChecksumOK() bool {
 	return Checksum(b[:b.HeaderLen()], 0) == 0xffff
 }
 
-// ComputeHeaderChecksum writes the header checksum over the header as it
-// stands.
-func (b IPv4) ComputeHeaderChecksum() {
-	b.SetChecksum(0)
-	b.SetChecksum(^Checksum(b[:b.HeaderLen()], 0))
-}
 
 // IPv4Fields are the fields of an IPv4 header without options.
 type IPv4Fields struct {

@@ -98,12 +98,8 @@ func TestPseudoHeader6(t *testing.T) {
 
 func ipv4UDP(payload int) []byte {
 	b := make([]byte, 20+8+payload)
-	b[0] = 0x45
-	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
-	b[8] = 64
-	b[9] = byte(nat64.ProtoUDP)
-	copy(b[12:], []byte{192, 0, 2, 1, 203, 0, 113, 1})
-	IPv4(b).ComputeHeaderChecksum()
+	IPv4(b).Encode(&IPv4Fields{TotalLen: uint16(len(b)), TTL: 64, Protocol: nat64.ProtoUDP,
+		Src: [4]byte{192, 0, 2, 1}, Dst: [4]byte{203, 0, 113, 1}})
 	binary.BigEndian.PutUint16(b[20:], 1234)
 	binary.BigEndian.PutUint16(b[22:], 53)
 	binary.BigEndian.PutUint16(b[24:], uint16(8+payload))
