@@ -75,7 +75,6 @@ func (b IPv4) HeaderChecksumOK() bool {
 	return Checksum(b[:b.HeaderLen()], 0) == 0xffff
 }
 
-
 // IPv4Fields are the fields of an IPv4 header without options.
 type IPv4Fields struct {
 	TOS        uint8
