@@ -32,6 +32,11 @@ type Instance struct {
 	// IPv4MTU is the IPv4-side next-hop MTU used for RFC 7915 MTU
 	// arithmetic.
 	IPv4MTU int
+	// LowestIPv6MTU is RFC 7915 §4's lowest-ipv6-mtu: non-DF IPv4 packets
+	// whose translation is larger are sent as IPv6 fragments no larger
+	// than this (1280 unless the operator knows the IPv6 paths carry
+	// more; at most MTU).
+	LowestIPv6MTU int
 
 	Timeouts nat64.Timeouts
 

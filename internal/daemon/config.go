@@ -27,6 +27,7 @@ func xlatConfig(in *nat64conf.Instance) *xlat.Config {
 		Prefix:              in.Prefix,
 		MTU:                 in.MTU,
 		IPv4MTU:             in.IPv4MTU,
+		LowestIPv6MTU:       in.LowestIPv6MTU,
 		DropZeroChecksumUDP: in.DropZeroChecksumUDP,
 	}
 }

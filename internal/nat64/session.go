@@ -46,6 +46,10 @@ const (
 
 	// MinIPv6MTU is the IPv6 minimum link MTU (RFC 8200 §5).
 	MinIPv6MTU = 1280
+	// DefaultLowestIPv6MTU is RFC 7915 §4's "lowest-ipv6-mtu": the largest
+	// IPv6 packet a non-DF IPv4 packet is translated into. The translator
+	// cannot know the IPv6 path MTU, so by default it assumes the minimum.
+	DefaultLowestIPv6MTU = MinIPv6MTU
 )
 
 // RFC 6146 floors: a session may not be given a shorter life than these.

@@ -169,21 +169,40 @@ func (t *Translator) filterAndUpdate4(x *packet4to6, now int64) nat64.DropReason
 	return nat64.Translated
 }
 
-// checkSize4to6 decides whether the IPv6 packet fits the IPv6 MTU. One that
-// does not is fragmented, unless DF is set: then the sender gets
-// Fragmentation Needed with the MTU that fits (RFC 7915 §4).
+// checkSize4to6 decides whether the IPv6 packet goes out whole, as
+// fragments, or not at all (RFC 7915 §4):
+//
+//   - DF clear: the sender left fragmentation to the network, and the
+//     translator cannot know the IPv6 path MTU, so anything larger than
+//     lowest-ipv6-mtu (1280 unless the operator raised it) is sent as
+//     fragments no larger than that.
+//   - DF set: the sender does path MTU discovery end to end, so the packet
+//     goes out whole when it fits the IPv6 side's own MTU (an IPv6 router
+//     further on answers Packet Too Big, which we translate back into
+//     Fragmentation Needed, §5.2); when it does not fit, the sender gets
+//     Fragmentation Needed with the MTU that fits, as any router would
+//     answer (RFC 1812 §4.2.2.5 by way of RFC 1191).
+//
+// The lowest-ipv6-mtu therefore never applies to DF packets: fragmenting
+// them would defeat the sender's path MTU discovery, and refusing them
+// above 1280 would cap every DF flow at 1280 even where paths carry more.
 func (t *Translator) checkSize4to6(x *packet4to6, out *Output) nat64.DropReason {
 	if x.in.Fragmented {
 		x.fragHdr = packet.FragmentLen
 	}
-	x.split = packet.IPv6HeaderLen+x.fragHdr+len(x.l4) > t.mtu6
-	if x.split && x.in.DF {
-		if x.hairpin {
-			return nat64.PacketTooBigSent
+	size := packet.IPv6HeaderLen + x.fragHdr + len(x.l4)
+	if x.in.DF {
+		x.split = false
+		if size > t.mtu6 {
+			if x.hairpin {
+				return nat64.PacketTooBigSent
+			}
+			mtu := t.mtu6 - packet.IPv6HeaderLen + packet.IPv4MinHeader - x.fragHdr
+			t.icmp4Error(x.p[:x.in.Len], &x.in, packet.ICMPv4DestUnreach, packet.ICMPv4CodeFragNeeded, uint32(mtu), out)
+			return nat64.FragNeededSent
 		}
-		mtu := t.mtu6 - packet.IPv6HeaderLen + packet.IPv4MinHeader - x.fragHdr
-		t.icmp4Error(x.p[:x.in.Len], &x.in, packet.ICMPv4DestUnreach, packet.ICMPv4CodeFragNeeded, uint32(mtu), out)
-		return nat64.FragNeededSent
+	} else {
+		x.split = size > t.lowMTU6
 	}
 	if x.off+x.in.L4Off-packet.IPv6HeaderLen-x.fragHdr < 0 {
 		return nat64.NoHeadroom
@@ -271,12 +290,13 @@ func (t *Translator) handOver4to6(x *packet4to6, start, end int, out *Output) na
 }
 
 // fragment6 emits the upper layer (a whole datagram, or a fragment of one
-// that starts at its FragOffset) as IPv6 fragments no larger than the IPv6
-// MTU (which is at least 1280), into the Output's arena (RFC 7915 §4).
+// that starts at its FragOffset) as IPv6 fragments no larger than
+// lowest-ipv6-mtu (1280 by default, never above the IPv6 MTU), into the
+// Output's arena (RFC 7915 §4: with 1280, 1232 bytes of payload each).
 func (t *Translator) fragment6(x *packet4to6, out *Output) nat64.DropReason {
 	h := packet.IPv4(x.p)
 	data := x.l4
-	maxPay := (t.mtu6 - packet.IPv6HeaderLen - packet.FragmentLen) &^ 7
+	maxPay := (t.lowMTU6 - packet.IPv6HeaderLen - packet.FragmentLen) &^ 7
 	ip := packet.IPv6Fields{
 		TrafficClass: h.TOS(),
 		NextHeader:   nat64.ProtoFragment,

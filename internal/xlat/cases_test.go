@@ -556,7 +556,8 @@ var goldenCases = []goldenCase{
 	},
 	{
 		name:  "fragment_nodf_4to6",
-		why:   "1500-byte IPv4 UDP without DF is split into IPv6 fragments of at most 1500 bytes: 1448 + 32 payload bytes, id 0x4343.",
+		why:   "lowest_ipv6_mtu raised to the MTU, 1500: 1500-byte IPv4 UDP without DF is split into IPv6 fragments of at most 1500 bytes: 1448 + 32 payload bytes, id 0x4343.",
+		mod:   func(in *testConfig) { in.LowestIPv6MTU = 1500 },
 		setup: primeUDP, input: func() []byte { return udp4(1500-28, false) },
 		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
 			wantVerdict(t, r, nat64.Translated, out, 2)
@@ -570,6 +571,47 @@ var goldenCases = []goldenCase{
 			}
 			if refSum(whole, refPseudo6(hostX6(out[0]), out[0][24:40], nat64.ProtoUDP, len(whole))) != 0xffff {
 				t.Errorf("reassembled UDP checksum invalid")
+			}
+		},
+	},
+	{
+		name:  "fragment_lowest_mtu_4to6",
+		why:   "Default lowest_ipv6_mtu 1280 (RFC 7915 §4), MTU 1500: a 1400-byte IPv4 UDP without DF (1420 bytes as IPv6) goes out as fragments of 1280 and 196 bytes (1232 + 148 payload bytes), id 0x4343.",
+		setup: primeUDP, input: func() []byte { return udp4(1400-28, false) },
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 2)
+			w := wantUDP6
+			w.frag, w.more, w.fragID, w.payloadLen = true, true, 0x4343, 8+1232
+			assert6(t, "frag0", out[0], w)
+			assert6(t, "frag1", out[1], want6{src: serverZ6, dst: hostX, hop: 49, nh: nat64.ProtoUDP, tc: 0xb8, frag: true, fragOff: 1232, fragID: 0x4343, payloadLen: 8 + 148, sport: -1, dport: -1})
+			checkReassembly(t, out, 1280, 1400-28)
+		},
+	},
+	{
+		name:  "fragment_lowest_mtu_raised_4to6",
+		why:   "lowest_ipv6_mtu raised to 1400 (below the MTU, 1500): the 1400-byte IPv4 UDP without DF (1420 as IPv6) is split at 1400 bytes, 1352 + 28 payload bytes; the threshold is the configured value, not the MTU.",
+		mod:   func(in *testConfig) { in.LowestIPv6MTU = 1400 },
+		setup: primeUDP, input: func() []byte { return udp4(1400-28, false) },
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 2)
+			w := wantUDP6
+			w.frag, w.more, w.fragID, w.payloadLen = true, true, 0x4343, 8+1352
+			assert6(t, "frag0", out[0], w)
+			assert6(t, "frag1", out[1], want6{src: serverZ6, dst: hostX, hop: 49, nh: nat64.ProtoUDP, tc: 0xb8, frag: true, fragOff: 1352, fragID: 0x4343, payloadLen: 8 + 28, sport: -1, dport: -1})
+			checkReassembly(t, out, 1400, 1400-28)
+		},
+	},
+	{
+		name:  "df_over_lowest_mtu_4to6",
+		why:   "A 1400-byte IPv4 UDP with DF fits the 1500 MTU: it goes out whole (1420 bytes, no Fragment header). lowest_ipv6_mtu applies only without DF; DF senders discover the path MTU through translated Packet Too Big.",
+		setup: primeUDP, input: func() []byte { return udp4(1400-28, true) },
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
+			w := wantUDP6
+			w.payloadLen = 1400 - 20
+			assert6(t, "ipv6", out[0], w)
+			if len(out[0]) != 1420 {
+				t.Errorf("%d bytes, want 1420", len(out[0]))
 			}
 		},
 	},
@@ -622,6 +664,31 @@ var goldenCases = []goldenCase{
 }
 
 func hostX6(b []byte) []byte { return b[8:24] }
+
+// checkReassembly asserts that IPv6 fragments of Z's UDP datagram to X
+// (n payload bytes) are each at most limit bytes, follow one another, and
+// put back together give exactly the datagram an unfragmented translation
+// carries, with a valid checksum.
+func checkReassembly(t *testing.T, frags [][]byte, limit, n int) {
+	t.Helper()
+	var whole []byte
+	for i, f := range frags {
+		if len(f) > limit {
+			t.Errorf("fragment %d: %d bytes, more than %d", i, len(f), limit)
+		}
+		if off := packet.IPv6Fragment(f[40:]).Offset(); off != len(whole) {
+			t.Errorf("fragment %d at offset %d, want %d", i, off, len(whole))
+		}
+		whole = append(whole, f[48:]...)
+	}
+	want := fillChecksum(ipv6(serverZ6, hostX, 49, nat64.ProtoUDP, udpDgram(portZudp, portXudp, pattern(n)), 0, nil))[40:]
+	if !bytes.Equal(whole, want) {
+		t.Errorf("reassembled datagram differs from the unfragmented translation:\n got %x\nwant %x", whole, want)
+	}
+	if refSum(whole, refPseudo6(serverZ6[:], hostX[:], nat64.ProtoUDP, len(whole))) != 0xffff {
+		t.Errorf("reassembled UDP checksum invalid")
+	}
+}
 
 func init() {
 	// The drop-by-configuration case needs its config.

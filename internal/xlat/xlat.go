@@ -39,6 +39,7 @@ type Translator struct {
 	prefix      nat64.Prefix
 	tbl         *state.Table
 	mtu6        int // IPv6-side MTU (the TUN device's)
+	lowMTU6     int // RFC 7915 §4 lowest-ipv6-mtu: the fragment size for non-DF IPv4
 	mtu4        int // IPv4-side next-hop MTU
 	dropZeroUDP bool
 	ipID        uint16 // IPv4 identification generator
@@ -56,6 +57,7 @@ type Config struct {
 	Prefix              nat64.Prefix // pool6
 	MTU                 int          // the IPv6 side's (the TUN device's); 0: 1500, never below 1280
 	IPv4MTU             int          // the IPv4 side's next-hop MTU; 0: 1500
+	LowestIPv6MTU       int          // RFC 7915 §4 lowest-ipv6-mtu; 0: 1280; kept within 1280..MTU
 	DropZeroChecksumUDP bool         // drop IPv4 UDP with checksum 0 instead of computing one (RFC 7915 §4.5)
 }
 
@@ -74,6 +76,11 @@ func New(in *Config, tbl *state.Table) *Translator {
 	if t.mtu6 < packet.IPv6MinMTU {
 		t.mtu6 = packet.IPv6MinMTU
 	}
+	t.lowMTU6 = in.LowestIPv6MTU
+	if t.lowMTU6 == 0 {
+		t.lowMTU6 = nat64.DefaultLowestIPv6MTU
+	}
+	t.lowMTU6 = min(max(t.lowMTU6, packet.IPv6MinMTU), t.mtu6)
 	if t.mtu4 == 0 {
 		t.mtu4 = nat64.DefaultMTU
 	}
