@@ -47,6 +47,12 @@ type Instance struct {
 	// computing a checksum for it (RFC 7915 §4.5 lets the operator choose).
 	DropZeroChecksumUDP bool
 
+	// ICMPErrorRate and ICMPErrorBurst limit the ICMP errors the
+	// translator originates itself, per second and in a burst (RFC 4443
+	// §2.4(f), RFC 1812 §4.3.2.8), for the whole instance.
+	ICMPErrorRate  int
+	ICMPErrorBurst int
+
 	MaxSessions          int // across all protocols
 	MaxSessionsPerSource int // per IPv6 source address
 

@@ -31,6 +31,8 @@ type fileInstance struct {
 	MTU                  *int64       `toml:"mtu"`
 	IPv4MTU              *int64       `toml:"ipv4_mtu"`
 	LowestIPv6MTU        *int64       `toml:"lowest_ipv6_mtu"`
+	ICMPErrorRate        *int64       `toml:"icmp_error_rate"`
+	ICMPErrorBurst       *int64       `toml:"icmp_error_burst"`
 	Filtering            string       `toml:"filtering"`
 	UDPZeroChecksum      string       `toml:"udp_zero_checksum"`
 	MaxSessions          *int64       `toml:"max_sessions"`
@@ -157,6 +159,8 @@ func (v *validator) instance(i int, fi *fileInstance) Instance {
 			in.LowestIPv6MTU = int(*p)
 		}
 	}
+	in.ICMPErrorRate = int(v.intField(fi.ICMPErrorRate, nat64.DefaultICMPErrorRate, 1, nat64.MaxICMPErrorRate, line("icmp_error_rate"), field("icmp_error_rate")))
+	in.ICMPErrorBurst = int(v.intField(fi.ICMPErrorBurst, nat64.DefaultICMPErrorBurst, 1, nat64.MaxICMPErrorRate, line("icmp_error_burst"), field("icmp_error_burst")))
 	in.MaxSessions = int(v.intField(fi.MaxSessions, nat64.DefaultMaxSessions, 1, 1<<28, line("max_sessions"), field("max_sessions")))
 	in.MaxSessionsPerSource = int(v.intField(fi.MaxSessionsPerSource, nat64.DefaultMaxSessionsPerSource, 1, 1<<28, line("max_sessions_per_source"), field("max_sessions_per_source")))
 

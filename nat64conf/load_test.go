@@ -123,6 +123,9 @@ func TestParseErrors(t *testing.T) {
 		{"lowest ipv6 mtu too small", base + "lowest_ipv6_mtu = 1279\n", 5, "instance[0].lowest_ipv6_mtu", "1279 is out of range 1280-1500 (the instance's mtu)"},
 		{"lowest ipv6 mtu above mtu", base + "mtu = 1400\nlowest_ipv6_mtu = 1401\n", 6, "instance[0].lowest_ipv6_mtu", "1401 is out of range 1280-1400"},
 		{"lowest ipv6 mtu type", base + "lowest_ipv6_mtu = \"1280\"\n", 5, "instance.lowest_ipv6_mtu", "cannot decode"},
+		{"icmp error rate zero", base + "icmp_error_rate = 0\n", 5, "instance[0].icmp_error_rate", "0 is out of range 1-1000000"},
+		{"icmp error burst zero", base + "icmp_error_burst = 0\n", 5, "instance[0].icmp_error_burst", "out of range 1-1000000"},
+		{"icmp error rate huge", base + "icmp_error_rate = 1000001\n", 5, "instance[0].icmp_error_rate", "out of range"},
 		{"max sessions", base + "max_sessions = 0\n", 5, "instance[0].max_sessions", "out of range"},
 		{"max per source", base + "max_sessions_per_source = -1\n", 5, "instance[0].max_sessions_per_source", "out of range"},
 		{"control no port", base + "control = \"127.0.0.1\"\n", 5, "instance[0].control", "HOST:PORT"},
@@ -193,6 +196,25 @@ func TestLowestIPv6MTU(t *testing.T) {
 		if got := cfg.Instances[0].LowestIPv6MTU; got != tc.want {
 			t.Errorf("%q: lowest_ipv6_mtu %d, want %d", tc.extra, got, tc.want)
 		}
+	}
+}
+
+// The ICMP error limit defaults to the kernel's own figures.
+func TestICMPErrorLimit(t *testing.T) {
+	base := "[[instance]]\nname = \"a\"\nprefix = \"64:ff9b:1::/96\"\npool4 = [\"203.0.113.1/32\"]\n"
+	cfg, err := Parse("x.toml", []byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := cfg.Instances[0]; in.ICMPErrorRate != 1000 || in.ICMPErrorBurst != 50 {
+		t.Errorf("defaults: rate %d burst %d, want 1000 and 50", in.ICMPErrorRate, in.ICMPErrorBurst)
+	}
+	cfg, err = Parse("x.toml", []byte(base+"icmp_error_rate = 10\nicmp_error_burst = 3\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := cfg.Instances[0]; in.ICMPErrorRate != 10 || in.ICMPErrorBurst != 3 {
+		t.Errorf("set: rate %d burst %d, want 10 and 3", in.ICMPErrorRate, in.ICMPErrorBurst)
 	}
 }
 

@@ -437,3 +437,62 @@ func TestDaemonReportsICMPErrorsAndHairpins(t *testing.T) {
 		}
 	}
 }
+
+// A flood of hop-limit-1 packets at one instant gets the instance's burst
+// of Time Exceeded, shared between its translators (here one worker and
+// the expiry: 50 / 2 = 25), and the rest are counted as suppressed, in
+// Stats and on /metrics.
+func TestDaemonLimitsICMPErrors(t *testing.T) {
+	d, mem, _ := startMemoryWith(t, "203.0.113.1/32", Options{Log: slog.New(slog.DiscardHandler), Clock: func() int64 { return 1e12 }})
+	expired := udp6(client, synth, "ttl")
+	expired[7] = 1
+	const n = 40
+	for range n {
+		if err := mem.Inject(expired); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 25 {
+		if e := next(t, mem); e[0]>>4 != 6 || e[6] != 58 || e[40] != 3 {
+			t.Fatalf("want ICMPv6 Time Exceeded, got % x", e[:48])
+		}
+	}
+	// A packet that is translated, behind the flood: once it is out, the
+	// worker has handled (and counted) every packet before it.
+	if err := mem.Inject(udp6(client, synth, "after")); err != nil {
+		t.Fatal(err)
+	}
+	if p := next(t, mem); p[0]>>4 != 4 || string(p[28:]) != "after" {
+		t.Fatalf("want the IPv4 translation after the flood (and no more errors), got % x", p)
+	}
+	st := (backend{d}).Stats()
+	if st.ICMPErrors != 25 || st.ICMPErrorsSuppressed != n-25 || st.Drops["ttl_expired"] != n {
+		t.Errorf("icmp_errors_sent %d, icmp_errors_suppressed %d, ttl_expired %d; want 25, %d, %d", st.ICMPErrors, st.ICMPErrorsSuppressed, st.Drops["ttl_expired"], n-25, n)
+	}
+	resp, err := http.Get("http://" + d.control.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if want := fmt.Sprintf("nat64ctl_icmp_errors_suppressed_total %d", n-25); !strings.Contains(string(body), want) {
+		t.Errorf("/metrics lacks %q", want)
+	}
+}
+
+// The translators hold lowest_ipv6_mtu and the ICMP error limit from
+// Start: a reload that changes them is refused, not half applied.
+func TestDaemonReloadRefusesTranslatorKeys(t *testing.T) {
+	d, _, cfg := startMemory(t, "203.0.113.1/32")
+	good, _ := os.ReadFile(cfg)
+	for _, extra := range []string{"lowest_ipv6_mtu = 1400\n", "icmp_error_rate = 10\n", "icmp_error_burst = 5\n"} {
+		os.WriteFile(cfg, append(append([]byte(nil), good...), extra...), 0o644)
+		if err := d.Reload(); err == nil || !strings.Contains(err.Error(), "restart") {
+			t.Errorf("%q: reload %v, want a refusal naming the restart", extra, err)
+		}
+	}
+	os.WriteFile(cfg, good, 0o644)
+	if err := d.Reload(); err != nil {
+		t.Errorf("unchanged file: %v", err)
+	}
+}

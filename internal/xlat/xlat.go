@@ -44,6 +44,8 @@ type Translator struct {
 	dropZeroUDP bool
 	ipID        uint16 // IPv4 identification generator
 	frags       fragTable
+	errLimit    errLimiter // the ICMP errors the translator originates
+	now         int64      // the time Process (or PortUnreachable) was given
 	x6          packet6to4 // the packet from6 is working on
 	x4          packet4to6 // the packet from4 is working on
 
@@ -59,6 +61,12 @@ type Config struct {
 	IPv4MTU             int          // the IPv4 side's next-hop MTU; 0: 1500
 	LowestIPv6MTU       int          // RFC 7915 §4 lowest-ipv6-mtu; 0: 1280; kept within 1280..MTU
 	DropZeroChecksumUDP bool         // drop IPv4 UDP with checksum 0 instead of computing one (RFC 7915 §4.5)
+	// ICMPErrorRate and ICMPErrorBurst limit the ICMP errors this
+	// Translator originates (RFC 4443 §2.4(f), RFC 1812 §4.3.2.8): a token
+	// bucket of ICMPErrorBurst tokens refilled at ICMPErrorRate a second.
+	// 0 takes nat64.DefaultICMPErrorRate / DefaultICMPErrorBurst.
+	ICMPErrorRate  int
+	ICMPErrorBurst int
 }
 
 // New makes a Translator for the instance, sharing the state table tbl.
@@ -87,6 +95,7 @@ func New(in *Config, tbl *state.Table) *Translator {
 	if t.mtu4 < packet.IPv4MinMTU {
 		t.mtu4 = packet.IPv4MinMTU
 	}
+	t.errLimit.init(in.ICMPErrorRate, in.ICMPErrorBurst)
 	// Start identifications somewhere that differs between workers and
 	// restarts; uniqueness within the reassembly timeout is what matters.
 	t.ipID = uint16(rand.Uint32())
@@ -104,6 +113,7 @@ func New(in *Config, tbl *state.Table) *Translator {
 // Fragmentation Needed, Address Unreachable), so always send out.List().
 func (t *Translator) Process(buf []byte, off, n int, now int64, out *Output) nat64.DropReason {
 	out.Reset()
+	t.now = now
 	var r nat64.DropReason
 	if n <= 0 || off < 0 || off+n > len(buf) {
 		r = nat64.UnknownVersion
