@@ -496,3 +496,24 @@ func TestDaemonReloadRefusesTranslatorKeys(t *testing.T) {
 		t.Errorf("unchanged file: %v", err)
 	}
 }
+
+// An IPv4 packet to a pool4 port no BIB entry holds is dropped as
+// no_binding and answered with Destination Unreachable, Host Unreachable
+// (RFC 6146 §3.5.1), which counts as an error the translator sent.
+func TestDaemonAnswersNoBinding(t *testing.T) {
+	d, mem, _ := startMemory(t, "203.0.113.1/32")
+	if err := mem.Inject(udp4(server, netip.MustParseAddrPort("203.0.113.1:4000"), "hello?")); err != nil {
+		t.Fatal(err)
+	}
+	e := next(t, mem)
+	if e[0]>>4 != 4 || e[9] != 1 || e[20] != 3 || e[21] != 1 {
+		t.Fatalf("want ICMPv4 Destination Unreachable 3/1, got % x", e[:28])
+	}
+	if src, dst := netip.AddrFrom4([4]byte(e[12:16])), netip.AddrFrom4([4]byte(e[16:20])); src != netip.MustParseAddr("203.0.113.1") || dst != server.Addr() {
+		t.Errorf("error from %s to %s, want from the pool4 address to %s", src, dst, server.Addr())
+	}
+	st := (backend{d}).Stats()
+	if st.Drops["no_binding"] != 1 || st.ICMPErrors != 1 {
+		t.Errorf("no_binding %d, icmp_errors_sent %d; want 1 and 1", st.Drops["no_binding"], st.ICMPErrors)
+	}
+}

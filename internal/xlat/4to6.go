@@ -56,7 +56,7 @@ func (t *Translator) from4(buf []byte, off, n int, now int64, out *Output, hairp
 		}
 		return t.icmpError4to6(x.p[:x.in.Len], &x.in, x.ttl, out)
 	}
-	if r := t.filterAndUpdate4(x, now); r != nat64.Translated {
+	if r := t.filterAndUpdate4(x, now, out); r != nat64.Translated {
 		return r
 	}
 	if r := t.checkSize4to6(x, out); r != nat64.Translated {
@@ -148,7 +148,7 @@ func (t *Translator) determineIncomingTuple4(x *packet4to6, out *Output) nat64.D
 // session (and filtering) decides the IPv6 destination; the source is the
 // IPv4 source embedded in our prefix. A later fragment takes the
 // destination its first fragment got.
-func (t *Translator) filterAndUpdate4(x *packet4to6, now int64) nat64.DropReason {
+func (t *Translator) filterAndUpdate4(x *packet4to6, now int64, out *Output) nat64.DropReason {
 	if !x.in.HasL4Header() {
 		a, ok := t.frags.get(&x.frag, now)
 		if !ok {
@@ -159,6 +159,9 @@ func (t *Translator) filterAndUpdate4(x *packet4to6, now int64) nat64.DropReason
 		var r nat64.DropReason
 		x.dst6, x.port6, r = t.tbl.Inbound(&x.flow, x.tcpFlags, x.p[:x.in.Len], now)
 		if r != nat64.Translated {
+			if r == nat64.NoBinding {
+				t.noBinding4(x, out)
+			}
 			return r
 		}
 		if x.in.Fragmented {
@@ -167,6 +170,36 @@ func (t *Translator) filterAndUpdate4(x *packet4to6, now int64) nat64.DropReason
 	}
 	t.prefix.EmbedTo(&x.src6, x.src4)
 	return nat64.Translated
+}
+
+// noBinding4 answers an IPv4 packet to pool4 that no BIB entry claims:
+//
+//   - UDP (RFC 6146 §3.5.1) and ICMP echo (§3.5.3): the packet is dropped,
+//     and Destination Unreachable, code 1 (Host Unreachable), MAY be sent
+//     unless the packet is itself an ICMP error (errors never come here:
+//     they only look sessions up). It is sent: an IPv4 peer then stops
+//     retrying a mapping that is gone instead of timing out.
+//   - TCP (§3.5.2.2, the CLOSED state): a packet that is not a SYN is
+//     silently dropped, as the RFC says. A SYN reaches here only when no
+//     IPv6 host could ever claim its port (outside pool4's ranges), so it
+//     is not held for simultaneous open; it gets at once the Port
+//     Unreachable (code 3) that a held SYN gets when its 6 s run out.
+//
+// A hairpinned packet gets nothing: its sender is on the IPv6 side, and
+// the IPv4 form's source is our own pool4 address. Every error passes the
+// rate limit of the errors the translator originates (icmp4Error).
+func (t *Translator) noBinding4(x *packet4to6, out *Output) {
+	if x.hairpin {
+		return
+	}
+	code := uint8(packet.ICMPv4CodeHostUnr)
+	if x.in.Proto == nat64.ProtoTCP {
+		if x.tcpFlags&nat64.TCPSyn == 0 || x.tcpFlags&nat64.TCPRst != 0 {
+			return
+		}
+		code = packet.ICMPv4CodePortUnr
+	}
+	t.icmp4Error(x.p[:x.in.Len], &x.in, packet.ICMPv4DestUnreach, code, 0, out)
 }
 
 // checkSize4to6 decides whether the IPv6 packet goes out whole, as

@@ -143,6 +143,21 @@ func err6to4(name string, typ, code uint8, rest uint32, wtyp, wcode uint8, wrest
 	}
 }
 
+// noBindingCase is an IPv4 packet no BIB entry claims, answered with ICMPv4
+// Destination Unreachable of that code quoting the whole packet (qlen
+// bytes), from T to Z.
+func noBindingCase(name, why string, input func() []byte, code uint8, qlen int) goldenCase {
+	return goldenCase{name: name, why: why, input: input, masks: maskID4,
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.NoBinding, out, 1)
+			assert4(t, "icmpv4", out[0], want4{src: pool4, dst: serverZ, ttl: 64, proto: nat64.ProtoICMPv4, totalLen: 28 + qlen, sport: -1, dport: -1})
+			assertICMP(t, "icmpv4", out[0][20:], packet.ICMPv4DestUnreach, code, 0)
+			if q := input(); !bytes.Equal(out[0][28:], q) {
+				t.Errorf("quote differs from the packet:\n got %x\nwant %x", out[0][28:], q)
+			}
+		}}
+}
+
 func dropCase(name, why string, setup func(*testing.T, *Translator), input func() []byte, want nat64.DropReason) goldenCase {
 	return goldenCase{name: name, why: why, setup: setup, input: input,
 		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) { wantVerdict(t, r, want, out, 0) }}
@@ -342,6 +357,28 @@ var goldenCases = []goldenCase{
 		nil, func() []byte {
 			q := fillChecksum(ipv4(pool4, serverZ, 63, nat64.ProtoTCP, 1, false, tcpSeg(portT+7, portZ, nat64.TCPSyn, nil)))
 			return icmp4Err(3, 1, 0, q)
+		}, nat64.NoBinding),
+
+	// No BIB entry for an IPv4 packet (RFC 6146 §3.5.1, §3.5.2.2, §3.5.3).
+	noBindingCase("no_binding_udp_4to6", "UDP from Z to T:9999, which no BIB entry holds: dropped (no_binding), and ICMPv4 Destination Unreachable 3/1 (Host Unreachable) goes back to Z from T quoting it (RFC 6146 §3.5.1).",
+		func() []byte {
+			return fillChecksum(ipv4(serverZ, pool4, 50, nat64.ProtoUDP, 0x4343, false, udpDgram(portZudp, 9999, pattern(16))))
+		}, 1, 20+8+16),
+	noBindingCase("no_binding_echo_4to6", "Echo request from Z to T with an identifier no BIB entry holds: 3/1 back to Z (RFC 6146 §3.5.3).",
+		func() []byte {
+			return fillChecksum(ipv4(serverZ, pool4, 50, nat64.ProtoICMPv4, 0x4444, false, echo(packet.ICMPv4EchoRequest, identT+1, 7, pattern(24))))
+		}, 1, 20+8+24),
+	noBindingCase("no_binding_tcp_syn_4to6", "TCP SYN from Z to T:80, outside pool4's ports (1024-65535), so no IPv6 SYN could ever claim it: not held, and Port Unreachable 3/3 at once, what a held SYN gets after 6 s (RFC 6146 §3.5.2.2).",
+		func() []byte {
+			return fillChecksum(ipv4(serverZ, pool4, 50, nat64.ProtoTCP, 0x4242, true, tcpSeg(portZ, 80, nat64.TCPSyn, nil)))
+		}, 3, 20+20),
+	dropCase("no_binding_tcp_ack_4to6", "TCP ACK from Z to T:9999 without state: silently dropped (RFC 6146 §3.5.2.2, CLOSED state), no ICMP error.",
+		nil, func() []byte {
+			return fillChecksum(ipv4(serverZ, pool4, 50, nat64.ProtoTCP, 0x4242, true, tcpSeg(portZ, 9999, nat64.TCPAck, nil)))
+		}, nat64.NoBinding),
+	dropCase("no_binding_hairpin_6to4", "X sends to T':9999, its own translator's pool4 address, where no BIB entry is: the hairpinned IPv4 form has no binding, and no ICMPv4 error is sent toward our own pool4 address.",
+		nil, func() []byte {
+			return fillChecksum(ipv6(hostX, pool4in6, 64, nat64.ProtoUDP, udpDgram(portXudp, 9999, pattern(8)), 0, nil))
 		}, nat64.NoBinding),
 
 	// ICMPv6 errors -> ICMPv4 (RFC 7915 §5.2).

@@ -171,3 +171,20 @@ func TestICMPErrorZeroAllocs(t *testing.T) {
 		t.Errorf("both paths should have run: %d sent, %d suppressed", tr.Counters.ICMPErrors, tr.Counters.ICMPErrorsSuppressed)
 	}
 }
+
+// The Destination Unreachable for packets without a binding is an error
+// the translator originates like any other: a flood of them gets the burst,
+// and the drops stay counted as no_binding.
+func TestNoBindingErrorsLimited(t *testing.T) {
+	tr := newTestTranslator(t, nil)
+	buf, out := make([]byte, 2048), NewOutput()
+	pkt := fillChecksum(ipv4(serverZ, pool4, 50, nat64.ProtoUDP, 1, false, udpDgram(portZudp, 9999, pattern(16))))
+	const n = 10_000
+	if got := flood(tr, pkt, n, now0, buf, out); got != nat64.DefaultICMPErrorBurst {
+		t.Fatalf("%d errors for %d packets at one instant, want the burst %d", got, n, nat64.DefaultICMPErrorBurst)
+	}
+	c := &tr.Counters
+	if c.Drops[nat64.NoBinding] != n || c.ICMPErrors != 50 || c.ICMPErrors+c.ICMPErrorsSuppressed != n {
+		t.Errorf("no_binding %d, sent %d, suppressed %d; want %d, 50, %d", c.Drops[nat64.NoBinding], c.ICMPErrors, c.ICMPErrorsSuppressed, n, n-50)
+	}
+}

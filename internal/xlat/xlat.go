@@ -110,7 +110,8 @@ func New(in *Config, tbl *state.Table) *Translator {
 // an ICMP error toward the sender. The return value is nat64.Translated or why the
 // packet was dropped (already counted in t.Counters); some drops come with
 // an ICMP error in out (Time Exceeded, Parameter Problem, Packet Too Big,
-// Fragmentation Needed, Address Unreachable), so always send out.List().
+// Fragmentation Needed, Address, Host or Port Unreachable), so always send
+// out.List().
 func (t *Translator) Process(buf []byte, off, n int, now int64, out *Output) nat64.DropReason {
 	out.Reset()
 	t.now = now
