@@ -8,10 +8,10 @@ import (
 
 // errLimiter is a token bucket over the ICMP errors one Translator
 // originates (RFC 4443 §2.4(f), RFC 1812 §4.3.2.8; the defaults, and why,
-// are at nat64.DefaultICMPErrorRate). Credit is kept in nanoseconds of the monotonic clock Process
-// is given, so refilling is a subtraction and a min, with no division on
-// the packet path and no rounding drift: a token costs interval ns, and
-// the bucket holds at most depth = burst * interval.
+// are at nat64.DefaultICMPErrorRate). Credit is kept in nanoseconds of the
+// monotonic clock Process is given, so refilling is a subtraction and a
+// min, with no division on the packet path and no rounding drift: a token
+// costs interval ns, and the bucket holds at most depth = burst * interval.
 type errLimiter struct {
 	interval int64 // ns per token: 1e9 / rate
 	depth    int64 // ns of credit a full bucket holds

@@ -66,14 +66,16 @@ func (f *Backend) BIB(string) []control.BIBEntry {
 func (f *Backend) Stats() control.Stats {
 	return control.Stats{
 		Instance: "nat64-a", Healthy: f.Healthy(),
-		Packets:    map[string]uint64{"6to4/tcp": 10, "4to6/tcp": 9},
-		Bytes:      map[string]uint64{"6to4/tcp": 1000, "4to6/tcp": 900},
-		Drops:      map[string]uint64{"no_binding": 3},
-		ICMPErrors: 4, ICMPErrorsSuppressed: 2,
+		Packets:     map[string]uint64{"6to4/tcp": 10, "4to6/tcp": 9},
+		Bytes:       map[string]uint64{"6to4/tcp": 1000, "4to6/tcp": 900},
+		Drops:       map[string]uint64{"no_binding": 3},
 		Sessions:    map[string]int{"tcp": 1, "udp": 1},
 		BIBEntries:  map[string]int{"tcp": 1},
 		Pool4Ports:  64512,
 		BatchBounds: []int{1, 8, 128}, TUNBatches: []uint64{5, 2, 1},
+
+		ICMPErrors:           4,
+		ICMPErrorsSuppressed: 2,
 	}
 }
 
