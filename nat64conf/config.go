@@ -32,6 +32,11 @@ type Instance struct {
 	// IPv4MTU is the IPv4-side next-hop MTU used for RFC 7915 MTU
 	// arithmetic.
 	IPv4MTU int
+	// LowestIPv6MTU is RFC 7915 §4's lowest-ipv6-mtu: non-DF IPv4 packets
+	// whose translation is larger are sent as IPv6 fragments no larger
+	// than this (1280 unless the operator knows the IPv6 paths carry
+	// more; at most MTU).
+	LowestIPv6MTU int
 
 	Timeouts nat64.Timeouts
 
@@ -41,6 +46,12 @@ type Instance struct {
 	// DropZeroChecksumUDP drops IPv4 UDP with checksum 0 instead of
 	// computing a checksum for it (RFC 7915 §4.5 lets the operator choose).
 	DropZeroChecksumUDP bool
+
+	// ICMPErrorRate and ICMPErrorBurst limit the ICMP errors the
+	// translator originates itself, per second and in a burst (RFC 4443
+	// §2.4(f), RFC 1812 §4.3.2.8), for the whole instance.
+	ICMPErrorRate  int
+	ICMPErrorBurst int
 
 	MaxSessions          int // across all protocols
 	MaxSessionsPerSource int // per IPv6 source address

@@ -30,6 +30,9 @@ type fileInstance struct {
 	Control              string       `toml:"control"`
 	MTU                  *int64       `toml:"mtu"`
 	IPv4MTU              *int64       `toml:"ipv4_mtu"`
+	LowestIPv6MTU        *int64       `toml:"lowest_ipv6_mtu"`
+	ICMPErrorRate        *int64       `toml:"icmp_error_rate"`
+	ICMPErrorBurst       *int64       `toml:"icmp_error_burst"`
 	Filtering            string       `toml:"filtering"`
 	UDPZeroChecksum      string       `toml:"udp_zero_checksum"`
 	MaxSessions          *int64       `toml:"max_sessions"`
@@ -146,6 +149,18 @@ func (v *validator) instance(i int, fi *fileInstance) Instance {
 	in.Weight = int(v.intField(fi.Weight, 1, 1, 1<<16, line("weight"), field("weight")))
 	in.MTU = int(v.intField(fi.MTU, nat64.DefaultMTU, nat64.MinIPv6MTU, 65535, line("mtu"), field("mtu")))
 	in.IPv4MTU = int(v.intField(fi.IPv4MTU, int64(in.MTU), 68, 65535, line("ipv4_mtu"), field("ipv4_mtu")))
+	in.LowestIPv6MTU = nat64.DefaultLowestIPv6MTU
+	if p := fi.LowestIPv6MTU; p != nil {
+		// RFC 7915 §4: 1280 unless the operator knows better; more than
+		// the TUN device's own MTU could never be sent.
+		if *p < nat64.MinIPv6MTU || *p > int64(in.MTU) {
+			v.fail(line("lowest_ipv6_mtu"), field("lowest_ipv6_mtu"), "%d is out of range %d-%d (the instance's mtu)", *p, nat64.MinIPv6MTU, in.MTU)
+		} else {
+			in.LowestIPv6MTU = int(*p)
+		}
+	}
+	in.ICMPErrorRate = int(v.intField(fi.ICMPErrorRate, nat64.DefaultICMPErrorRate, 1, nat64.MaxICMPErrorRate, line("icmp_error_rate"), field("icmp_error_rate")))
+	in.ICMPErrorBurst = int(v.intField(fi.ICMPErrorBurst, nat64.DefaultICMPErrorBurst, 1, nat64.MaxICMPErrorRate, line("icmp_error_burst"), field("icmp_error_burst")))
 	in.MaxSessions = int(v.intField(fi.MaxSessions, nat64.DefaultMaxSessions, 1, 1<<28, line("max_sessions"), field("max_sessions")))
 	in.MaxSessionsPerSource = int(v.intField(fi.MaxSessionsPerSource, nat64.DefaultMaxSessionsPerSource, 1, 1<<28, line("max_sessions_per_source"), field("max_sessions_per_source")))
 

@@ -120,6 +120,12 @@ func TestParseErrors(t *testing.T) {
 		{"weight zero", base + "weight = 0\n", 5, "instance[0].weight", "out of range"},
 		{"mtu too small", base + "mtu = 1000\n", 5, "instance[0].mtu", "out of range 1280-65535"},
 		{"ipv4 mtu too small", base + "ipv4_mtu = 60\n", 5, "instance[0].ipv4_mtu", "out of range"},
+		{"lowest ipv6 mtu too small", base + "lowest_ipv6_mtu = 1279\n", 5, "instance[0].lowest_ipv6_mtu", "1279 is out of range 1280-1500 (the instance's mtu)"},
+		{"lowest ipv6 mtu above mtu", base + "mtu = 1400\nlowest_ipv6_mtu = 1401\n", 6, "instance[0].lowest_ipv6_mtu", "1401 is out of range 1280-1400"},
+		{"lowest ipv6 mtu type", base + "lowest_ipv6_mtu = \"1280\"\n", 5, "instance.lowest_ipv6_mtu", "cannot decode"},
+		{"icmp error rate zero", base + "icmp_error_rate = 0\n", 5, "instance[0].icmp_error_rate", "0 is out of range 1-1000000"},
+		{"icmp error burst zero", base + "icmp_error_burst = 0\n", 5, "instance[0].icmp_error_burst", "out of range 1-1000000"},
+		{"icmp error rate huge", base + "icmp_error_rate = 1000001\n", 5, "instance[0].icmp_error_rate", "out of range"},
 		{"max sessions", base + "max_sessions = 0\n", 5, "instance[0].max_sessions", "out of range"},
 		{"max per source", base + "max_sessions_per_source = -1\n", 5, "instance[0].max_sessions_per_source", "out of range"},
 		{"control no port", base + "control = \"127.0.0.1\"\n", 5, "instance[0].control", "HOST:PORT"},
@@ -165,6 +171,50 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("message does not start with the file: %q", err)
 			}
 		})
+	}
+}
+
+// lowest_ipv6_mtu is RFC 7915 §4's threshold for fragmenting non-DF IPv4:
+// 1280 unless raised, and never above the instance's own MTU.
+func TestLowestIPv6MTU(t *testing.T) {
+	base := "[[instance]]\nname = \"a\"\nprefix = \"64:ff9b:1::/96\"\npool4 = [\"203.0.113.1/32\"]\n"
+	for _, tc := range []struct {
+		extra string
+		want  int
+	}{
+		{"", 1280},
+		{"mtu = 9000\n", 1280}, // a larger TUN MTU does not raise it
+		{"lowest_ipv6_mtu = 1280\n", 1280},
+		{"lowest_ipv6_mtu = 1400\n", 1400},
+		{"lowest_ipv6_mtu = 1500\n", 1500},
+		{"mtu = 9000\nlowest_ipv6_mtu = 9000\n", 9000},
+	} {
+		cfg, err := Parse("x.toml", []byte(base+tc.extra))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.extra, err)
+		}
+		if got := cfg.Instances[0].LowestIPv6MTU; got != tc.want {
+			t.Errorf("%q: lowest_ipv6_mtu %d, want %d", tc.extra, got, tc.want)
+		}
+	}
+}
+
+// The ICMP error limit defaults to the kernel's own figures.
+func TestICMPErrorLimit(t *testing.T) {
+	base := "[[instance]]\nname = \"a\"\nprefix = \"64:ff9b:1::/96\"\npool4 = [\"203.0.113.1/32\"]\n"
+	cfg, err := Parse("x.toml", []byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := cfg.Instances[0]; in.ICMPErrorRate != 1000 || in.ICMPErrorBurst != 50 {
+		t.Errorf("defaults: rate %d burst %d, want 1000 and 50", in.ICMPErrorRate, in.ICMPErrorBurst)
+	}
+	cfg, err = Parse("x.toml", []byte(base+"icmp_error_rate = 10\nicmp_error_burst = 3\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := cfg.Instances[0]; in.ICMPErrorRate != 10 || in.ICMPErrorBurst != 3 {
+		t.Errorf("set: rate %d burst %d, want 10 and 3", in.ICMPErrorRate, in.ICMPErrorBurst)
 	}
 }
 
@@ -222,6 +272,9 @@ func FuzzParse(f *testing.F) {
 			in := &cfg.Instances[i]
 			if !in.Prefix.IsValid() || len(in.Pool4) == 0 || in.Weight < 1 || in.MTU < nat64.MinIPv6MTU {
 				t.Fatalf("invalid instance accepted: %+v", in)
+			}
+			if in.LowestIPv6MTU < nat64.MinIPv6MTU || in.LowestIPv6MTU > in.MTU {
+				t.Fatalf("lowest_ipv6_mtu %d outside 1280..mtu %d accepted", in.LowestIPv6MTU, in.MTU)
 			}
 			for _, s := range in.Static {
 				if !in.Pool4Contains(s.IPv4) {

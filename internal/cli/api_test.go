@@ -131,3 +131,21 @@ func TestControlAddressFromConfig(t *testing.T) {
 		t.Errorf("nothing listening: status %d, %q", code, stderr)
 	}
 }
+
+// The rate limit's suppressed errors are shown next to the errors sent,
+// as text and as JSON.
+func TestStatsShowsSuppressedICMPErrors(t *testing.T) {
+	addr, _ := apiServer(t)
+	code, out, _ := nat64ctl(t, "stats", "--control", addr)
+	if code != 0 || !strings.Contains(out, "ICMP errors sent: 4, suppressed by the rate limit: 2,") {
+		t.Errorf("stats: status %d:\n%s", code, out)
+	}
+	code, out, _ = nat64ctl(t, "stats", "--control", addr, "--json")
+	var raw map[string]any
+	if err := json.Unmarshal([]byte(out), &raw); code != 0 || err != nil {
+		t.Fatalf("stats --json: status %d, %v", code, err)
+	}
+	if raw["icmp_errors_suppressed"] != 2.0 || raw["icmp_errors_sent"] != 4.0 {
+		t.Errorf("stats --json: icmp_errors_suppressed %v, icmp_errors_sent %v; want 2 and 4", raw["icmp_errors_suppressed"], raw["icmp_errors_sent"])
+	}
+}

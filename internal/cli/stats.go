@@ -13,7 +13,8 @@ func statsCmd() *cobra.Command {
 		Use:   "stats",
 		Short: "translation counters, drops by reason, table sizes",
 		Long: `stats prints a running translator's counters: packets and bytes translated per
-direction and protocol, every drop under its reason, ICMP errors sent, hairpinned
+direction and protocol, every drop under its reason, ICMP errors sent and those
+the rate limit suppressed, hairpinned
 packets, sessions and BIB entries per protocol, and pool4 use.`,
 		Example: `  nat64ctl stats --instance nat64-a
   nat64ctl stats --control 127.0.0.1:9164 --json`,
@@ -40,7 +41,7 @@ packets, sessions and BIB entries per protocol, and pool4 use.`,
 		}
 		fmt.Fprintf(w, "instance %s: %s, up %s\n", s.Instance, health, s.Uptime.Duration().Round(time.Second))
 		fmt.Fprintf(w, "pool4: %d of %d ports in use\n", s.Pool4PortsInUse, s.Pool4Ports)
-		fmt.Fprintf(w, "ICMP errors sent: %d, hairpinned: %d\n\n", s.ICMPErrors, s.Hairpinned)
+		fmt.Fprintf(w, "ICMP errors sent: %d, suppressed by the rate limit: %d, hairpinned: %d\n\n", s.ICMPErrors, s.ICMPErrorsSuppressed, s.Hairpinned)
 		t := newTable(w, "TRAFFIC", "PACKETS", "BYTES")
 		for _, k := range sortedKeys(s.Packets) {
 			t.row(k, fmt.Sprint(s.Packets[k]), fmt.Sprint(s.Bytes[k]))

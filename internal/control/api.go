@@ -63,7 +63,10 @@ type Stats struct {
 	// Problem, Address and Port Unreachable); Hairpinned the IPv6 packets
 	// sent straight back to the IPv6 side (RFC 6146 §3.8).
 	ICMPErrors uint64 `json:"icmp_errors_sent"`
-	Hairpinned uint64 `json:"hairpinned"`
+	// ICMPErrorsSuppressed counts the errors of that kind the rate limit
+	// (icmp_error_rate, icmp_error_burst) refused to send.
+	ICMPErrorsSuppressed uint64 `json:"icmp_errors_suppressed"`
+	Hairpinned           uint64 `json:"hairpinned"`
 
 	Sessions        map[string]int `json:"sessions"` // by protocol
 	BIBEntries      map[string]int `json:"bib_entries"`

@@ -146,3 +146,18 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestMetricsICMPErrorsSuppressed(t *testing.T) {
+	c := start(t, &controltest.Backend{})
+	resp, err := http.Get("http://" + c.Addr + control.PathMetrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"nat64ctl_icmp_errors_sent_total 4", "nat64ctl_icmp_errors_suppressed_total 2"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}

@@ -13,6 +13,7 @@ type collector struct {
 
 	packets, bytes, drops *prometheus.Desc
 	icmpErrors, hairpins  *prometheus.Desc
+	icmpSuppressed        *prometheus.Desc
 	sessions, bib         *prometheus.Desc
 	portsInUse, ports, up *prometheus.Desc
 	batches               *prometheus.Desc
@@ -25,23 +26,24 @@ func newCollector(b Backend) *collector {
 		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, labels, nil)
 	}
 	return &collector{
-		b:          b,
-		packets:    d("packets_translated_total", "Packets translated, by direction (6to4, 4to6) and protocol.", "direction", "proto"),
-		bytes:      d("bytes_translated_total", "Bytes of translated packets as received, by direction and protocol.", "direction", "proto"),
-		drops:      d("drops_total", "Packets dropped, by reason.", "reason"),
-		icmpErrors: d("icmp_errors_sent_total", "ICMP errors the translator originated (Time Exceeded, Packet Too Big, ...)."),
-		hairpins:   d("hairpinned_total", "IPv6 packets to a pool4 address sent back to the IPv6 side."),
-		sessions:   d("sessions", "Sessions in the table, by protocol.", "proto"),
-		bib:        d("bib_entries", "BIB entries, by protocol.", "proto"),
-		portsInUse: d("pool4_ports_in_use", "pool4 transport addresses bound by BIB entries."),
-		ports:      d("pool4_ports", "pool4 transport addresses in all."),
-		up:         d("healthy", "1 while the translator is translating."),
-		batches:    d("tun_batch_size", "Packets per batch read from the TUN device."),
+		b:              b,
+		packets:        d("packets_translated_total", "Packets translated, by direction (6to4, 4to6) and protocol.", "direction", "proto"),
+		bytes:          d("bytes_translated_total", "Bytes of translated packets as received, by direction and protocol.", "direction", "proto"),
+		drops:          d("drops_total", "Packets dropped, by reason.", "reason"),
+		icmpErrors:     d("icmp_errors_sent_total", "ICMP errors the translator originated (Time Exceeded, Packet Too Big, ...)."),
+		hairpins:       d("hairpinned_total", "IPv6 packets to a pool4 address sent back to the IPv6 side."),
+		icmpSuppressed: d("icmp_errors_suppressed_total", "ICMP errors the translator would have originated but its rate limit refused."),
+		sessions:       d("sessions", "Sessions in the table, by protocol.", "proto"),
+		bib:            d("bib_entries", "BIB entries, by protocol.", "proto"),
+		portsInUse:     d("pool4_ports_in_use", "pool4 transport addresses bound by BIB entries."),
+		ports:          d("pool4_ports", "pool4 transport addresses in all."),
+		up:             d("healthy", "1 while the translator is translating."),
+		batches:        d("tun_batch_size", "Packets per batch read from the TUN device."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.icmpErrors, c.hairpins, c.sessions, c.bib, c.portsInUse, c.ports, c.up, c.batches} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.icmpErrors, c.icmpSuppressed, c.hairpins, c.sessions, c.bib, c.portsInUse, c.ports, c.up, c.batches} {
 		ch <- d
 	}
 }
@@ -60,6 +62,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(v), reason)
 	}
 	ch <- prometheus.MustNewConstMetric(c.icmpErrors, prometheus.CounterValue, float64(s.ICMPErrors))
+	ch <- prometheus.MustNewConstMetric(c.icmpSuppressed, prometheus.CounterValue, float64(s.ICMPErrorsSuppressed))
 	ch <- prometheus.MustNewConstMetric(c.hairpins, prometheus.CounterValue, float64(s.Hairpinned))
 	for p, v := range s.Sessions {
 		ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(v), p)

@@ -83,6 +83,8 @@ func (b backend) Stats() control.Stats {
 		TUNBatches:  batches[:],
 		ICMPErrors:  c.ICMPErrors,
 		Hairpinned:  c.Hairpinned,
+
+		ICMPErrorsSuppressed: c.ICMPErrorsSuppressed,
 	}
 	for dir := xlat.Direction(0); dir < xlat.NumDirections; dir++ {
 		for _, p := range nat64.Transports {

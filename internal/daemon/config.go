@@ -22,11 +22,20 @@ func stateConfig(in *nat64conf.Instance) *state.Config {
 	}
 }
 
-func xlatConfig(in *nat64conf.Instance) *xlat.Config {
+// xlatConfig is the translators' half. shares is how many Translators the
+// instance runs (one per worker, and the expiry's): each limits its own
+// ICMP errors without locks, so each gets its share of the instance's rate
+// and burst, rounded up. The instance as a whole then originates about
+// what nat64.toml says, as the kernel's own limit is one per host.
+func xlatConfig(in *nat64conf.Instance, shares int) *xlat.Config {
+	shares = max(shares, 1)
 	return &xlat.Config{
 		Prefix:              in.Prefix,
 		MTU:                 in.MTU,
 		IPv4MTU:             in.IPv4MTU,
+		LowestIPv6MTU:       in.LowestIPv6MTU,
 		DropZeroChecksumUDP: in.DropZeroChecksumUDP,
+		ICMPErrorRate:       (in.ICMPErrorRate + shares - 1) / shares,
+		ICMPErrorBurst:      (in.ICMPErrorBurst + shares - 1) / shares,
 	}
 }

@@ -146,10 +146,11 @@ func Start(opts Options) (d *Daemon, err error) {
 	}
 	cleanups = append(cleanups, func() { closeAll(devs) })
 
-	d.expirer, d.expireOut = xlat.New(xlatConfig(in), d.table), xlat.NewOutput()
+	xc := xlatConfig(in, len(devs)+1) // the workers and the expiry
+	d.expirer, d.expireOut = xlat.New(xc, d.table), xlat.NewOutput()
 	spare := max(in.MTU, nat64.MinIPv6MTU) + tunio.WriteOffset + 64
 	for _, dev := range devs {
-		d.workers = append(d.workers, newWorker(dev, xlat.New(xlatConfig(in), d.table), spare, d.now, d.log, opts.Pipeline))
+		d.workers = append(d.workers, newWorker(dev, xlat.New(xc, d.table), spare, d.now, d.log, opts.Pipeline))
 	}
 
 	if in.Control != "" {
@@ -213,8 +214,9 @@ func (d *Daemon) expire() {
 	d.expireMu.Lock()
 	defer d.expireMu.Unlock()
 	w := d.workers[0]
-	d.table.Expire(d.now(), func(pkt []byte) {
-		if d.expirer.PortUnreachable(pkt, d.expireOut) {
+	now := d.now()
+	d.table.Expire(now, func(pkt []byte) {
+		if d.expirer.PortUnreachable(pkt, now, d.expireOut) {
 			for _, p := range d.expireOut.List() {
 				w.writeOne(p)
 			}
@@ -263,6 +265,11 @@ func (d *Daemon) Reload() error {
 	}
 	if in.Prefix != old.Prefix || in.MTU != old.MTU || in.Control != old.Control {
 		return fmt.Errorf("%s: prefix, mtu and control of instance %q change only with a restart", d.opts.ConfigPath, in.Name)
+	}
+	// The translators hold these from Start; a reload that would silently
+	// keep the old values is refused instead.
+	if in.LowestIPv6MTU != old.LowestIPv6MTU || in.ICMPErrorRate != old.ICMPErrorRate || in.ICMPErrorBurst != old.ICMPErrorBurst {
+		return fmt.Errorf("%s: lowest_ipv6_mtu, icmp_error_rate and icmp_error_burst of instance %q change only with a restart", d.opts.ConfigPath, in.Name)
 	}
 	if err := d.table.Reconfigure(stateConfig(in)); err != nil {
 		return err

@@ -437,3 +437,83 @@ func TestDaemonReportsICMPErrorsAndHairpins(t *testing.T) {
 		}
 	}
 }
+
+// A flood of hop-limit-1 packets at one instant gets the instance's burst
+// of Time Exceeded, shared between its translators (here one worker and
+// the expiry: 50 / 2 = 25), and the rest are counted as suppressed, in
+// Stats and on /metrics.
+func TestDaemonLimitsICMPErrors(t *testing.T) {
+	d, mem, _ := startMemoryWith(t, "203.0.113.1/32", Options{Log: slog.New(slog.DiscardHandler), Clock: func() int64 { return 1e12 }})
+	expired := udp6(client, synth, "ttl")
+	expired[7] = 1
+	const n = 40
+	for range n {
+		if err := mem.Inject(expired); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 25 {
+		if e := next(t, mem); e[0]>>4 != 6 || e[6] != 58 || e[40] != 3 {
+			t.Fatalf("want ICMPv6 Time Exceeded, got % x", e[:48])
+		}
+	}
+	// A packet that is translated, behind the flood: once it is out, the
+	// worker has handled (and counted) every packet before it.
+	if err := mem.Inject(udp6(client, synth, "after")); err != nil {
+		t.Fatal(err)
+	}
+	if p := next(t, mem); p[0]>>4 != 4 || string(p[28:]) != "after" {
+		t.Fatalf("want the IPv4 translation after the flood (and no more errors), got % x", p)
+	}
+	st := (backend{d}).Stats()
+	if st.ICMPErrors != 25 || st.ICMPErrorsSuppressed != n-25 || st.Drops["ttl_expired"] != n {
+		t.Errorf("icmp_errors_sent %d, icmp_errors_suppressed %d, ttl_expired %d; want 25, %d, %d", st.ICMPErrors, st.ICMPErrorsSuppressed, st.Drops["ttl_expired"], n-25, n)
+	}
+	resp, err := http.Get("http://" + d.control.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if want := fmt.Sprintf("nat64ctl_icmp_errors_suppressed_total %d", n-25); !strings.Contains(string(body), want) {
+		t.Errorf("/metrics lacks %q", want)
+	}
+}
+
+// The translators hold lowest_ipv6_mtu and the ICMP error limit from
+// Start: a reload that changes them is refused, not half applied.
+func TestDaemonReloadRefusesTranslatorKeys(t *testing.T) {
+	d, _, cfg := startMemory(t, "203.0.113.1/32")
+	good, _ := os.ReadFile(cfg)
+	for _, extra := range []string{"lowest_ipv6_mtu = 1400\n", "icmp_error_rate = 10\n", "icmp_error_burst = 5\n"} {
+		os.WriteFile(cfg, append(append([]byte(nil), good...), extra...), 0o644)
+		if err := d.Reload(); err == nil || !strings.Contains(err.Error(), "restart") {
+			t.Errorf("%q: reload %v, want a refusal naming the restart", extra, err)
+		}
+	}
+	os.WriteFile(cfg, good, 0o644)
+	if err := d.Reload(); err != nil {
+		t.Errorf("unchanged file: %v", err)
+	}
+}
+
+// An IPv4 packet to a pool4 port no BIB entry holds is dropped as
+// no_binding and answered with Destination Unreachable, Host Unreachable
+// (RFC 6146 §3.5.1), which counts as an error the translator sent.
+func TestDaemonAnswersNoBinding(t *testing.T) {
+	d, mem, _ := startMemory(t, "203.0.113.1/32")
+	if err := mem.Inject(udp4(server, netip.MustParseAddrPort("203.0.113.1:4000"), "hello?")); err != nil {
+		t.Fatal(err)
+	}
+	e := next(t, mem)
+	if e[0]>>4 != 4 || e[9] != 1 || e[20] != 3 || e[21] != 1 {
+		t.Fatalf("want ICMPv4 Destination Unreachable 3/1, got % x", e[:28])
+	}
+	if src, dst := netip.AddrFrom4([4]byte(e[12:16])), netip.AddrFrom4([4]byte(e[16:20])); src != netip.MustParseAddr("203.0.113.1") || dst != server.Addr() {
+		t.Errorf("error from %s to %s, want from the pool4 address to %s", src, dst, server.Addr())
+	}
+	st := (backend{d}).Stats()
+	if st.Drops["no_binding"] != 1 || st.ICMPErrors != 1 {
+		t.Errorf("no_binding %d, icmp_errors_sent %d; want 1 and 1", st.Drops["no_binding"], st.ICMPErrors)
+	}
+}

@@ -28,7 +28,7 @@ const (
 	UDP6ZeroChecksum                     // IPv6 UDP with checksum 0 (forbidden by RFC 8200)
 	BadICMPChecksum                      // ICMP error with a wrong checksum (it would be recomputed)
 	MalformedInner                       // ICMP error whose quoted packet does not parse
-	NoBinding                            // state: no BIB entry for an inbound packet
+	NoBinding                            // state: no BIB entry for an inbound packet; ICMPv4 Destination Unreachable sent (not for TCP non-SYN)
 	Filtered                             // state: address-dependent filtering refused it
 	Pool4Exhausted                       // state: no free pool4 port; ICMPv6 Address Unreachable sent
 	SessionLimit                         // state: per-source session limit

@@ -46,6 +46,30 @@ const (
 
 	// MinIPv6MTU is the IPv6 minimum link MTU (RFC 8200 §5).
 	MinIPv6MTU = 1280
+	// DefaultLowestIPv6MTU is RFC 7915 §4's "lowest-ipv6-mtu": the largest
+	// IPv6 packet a non-DF IPv4 packet is translated into. The translator
+	// cannot know the IPv6 path MTU, so by default it assumes the minimum.
+	DefaultLowestIPv6MTU = MinIPv6MTU
+
+	// DefaultICMPErrorRate and DefaultICMPErrorBurst limit the ICMP errors
+	// the translator originates (errors per second, and the burst allowed
+	// above that rate). RFC 4443 §2.4(f) (ICMPv6: MUST limit; a token
+	// bucket allowing bursts is the recommended method; the parameters
+	// SHOULD be configurable) and RFC 1812 §4.3.2.8 (ICMPv4: SHOULD limit)
+	// leave the figures to the implementation. These are the Linux
+	// kernel's own global limit on the errors it originates, shared by
+	// ICMPv4 and ICMPv6: net.ipv4.icmp_msgs_per_sec = 1000 and
+	// net.ipv4.icmp_msgs_burst = 50. The translator stands where a router
+	// would, in front of that same kernel, so it answers no more than the
+	// kernel would in its place. (The kernel also limits per destination,
+	// net.ipv4.icmp_ratelimit = 1000 ms between tokens; that needs a table
+	// per peer and is not done here: the global bucket is what keeps a
+	// flood from turning the translator into an amplifier.)
+	DefaultICMPErrorRate  = 1000
+	DefaultICMPErrorBurst = 50
+	// MaxICMPErrorRate bounds icmp_error_rate (and the burst): a token
+	// costs 1e9 / rate ns, which stays exact enough up to here.
+	MaxICMPErrorRate = 1_000_000
 )
 
 // RFC 6146 floors: a session may not be given a shorter life than these.

@@ -36,6 +36,7 @@ const (
 	ICMPv4EchoRequest    = 8
 	ICMPv4TimeExceeded   = 11
 	ICMPv4ParamProblem   = 12
+	ICMPv4CodeHostUnr    = 1
 	ICMPv4CodeFragNeeded = 4
 	ICMPv4CodePortUnr    = 3
 )

@@ -56,7 +56,7 @@ func (t *Translator) from4(buf []byte, off, n int, now int64, out *Output, hairp
 		}
 		return t.icmpError4to6(x.p[:x.in.Len], &x.in, x.ttl, out)
 	}
-	if r := t.filterAndUpdate4(x, now); r != nat64.Translated {
+	if r := t.filterAndUpdate4(x, now, out); r != nat64.Translated {
 		return r
 	}
 	if r := t.checkSize4to6(x, out); r != nat64.Translated {
@@ -148,7 +148,7 @@ func (t *Translator) determineIncomingTuple4(x *packet4to6, out *Output) nat64.D
 // session (and filtering) decides the IPv6 destination; the source is the
 // IPv4 source embedded in our prefix. A later fragment takes the
 // destination its first fragment got.
-func (t *Translator) filterAndUpdate4(x *packet4to6, now int64) nat64.DropReason {
+func (t *Translator) filterAndUpdate4(x *packet4to6, now int64, out *Output) nat64.DropReason {
 	if !x.in.HasL4Header() {
 		a, ok := t.frags.get(&x.frag, now)
 		if !ok {
@@ -159,6 +159,9 @@ func (t *Translator) filterAndUpdate4(x *packet4to6, now int64) nat64.DropReason
 		var r nat64.DropReason
 		x.dst6, x.port6, r = t.tbl.Inbound(&x.flow, x.tcpFlags, x.p[:x.in.Len], now)
 		if r != nat64.Translated {
+			if r == nat64.NoBinding {
+				t.noBinding4(x, out)
+			}
 			return r
 		}
 		if x.in.Fragmented {
@@ -169,21 +172,70 @@ func (t *Translator) filterAndUpdate4(x *packet4to6, now int64) nat64.DropReason
 	return nat64.Translated
 }
 
-// checkSize4to6 decides whether the IPv6 packet fits the IPv6 MTU. One that
-// does not is fragmented, unless DF is set: then the sender gets
-// Fragmentation Needed with the MTU that fits (RFC 7915 §4).
+// noBinding4 answers an IPv4 packet to pool4 that no BIB entry claims:
+//
+//   - UDP (RFC 6146 §3.5.1) and ICMP echo (§3.5.3): the packet is dropped,
+//     and Destination Unreachable, code 1 (Host Unreachable), MAY be sent
+//     unless the packet is itself an ICMP error (errors never come here:
+//     they only look sessions up). It is sent: an IPv4 peer then stops
+//     retrying a mapping that is gone instead of timing out.
+//   - TCP (§3.5.2.2, the CLOSED state): a packet that is not a SYN is
+//     silently dropped, as the RFC says. A SYN reaches here only when no
+//     IPv6 host could ever claim its port (outside pool4's ranges), so it
+//     is not held for simultaneous open; it gets at once the Port
+//     Unreachable (code 3) that a held SYN gets when its 6 s run out.
+//
+// A hairpinned packet gets nothing: its sender is on the IPv6 side, and
+// the IPv4 form's source is our own pool4 address. Every error passes the
+// rate limit of the errors the translator originates (icmp4Error).
+func (t *Translator) noBinding4(x *packet4to6, out *Output) {
+	if x.hairpin {
+		return
+	}
+	code := uint8(packet.ICMPv4CodeHostUnr)
+	if x.in.Proto == nat64.ProtoTCP {
+		if x.tcpFlags&nat64.TCPSyn == 0 || x.tcpFlags&nat64.TCPRst != 0 {
+			return
+		}
+		code = packet.ICMPv4CodePortUnr
+	}
+	t.icmp4Error(x.p[:x.in.Len], &x.in, packet.ICMPv4DestUnreach, code, 0, out)
+}
+
+// checkSize4to6 decides whether the IPv6 packet goes out whole, as
+// fragments, or not at all (RFC 7915 §4):
+//
+//   - DF clear: the sender left fragmentation to the network, and the
+//     translator cannot know the IPv6 path MTU, so anything larger than
+//     lowest-ipv6-mtu (1280 unless the operator raised it) is sent as
+//     fragments no larger than that.
+//   - DF set: the sender does path MTU discovery end to end, so the packet
+//     goes out whole when it fits the IPv6 side's own MTU (an IPv6 router
+//     further on answers Packet Too Big, which we translate back into
+//     Fragmentation Needed, §5.2); when it does not fit, the sender gets
+//     Fragmentation Needed with the MTU that fits, as any router would
+//     answer (RFC 1812 §4.2.2.5 by way of RFC 1191).
+//
+// The lowest-ipv6-mtu therefore never applies to DF packets: fragmenting
+// them would defeat the sender's path MTU discovery, and refusing them
+// above 1280 would cap every DF flow at 1280 even where paths carry more.
 func (t *Translator) checkSize4to6(x *packet4to6, out *Output) nat64.DropReason {
 	if x.in.Fragmented {
 		x.fragHdr = packet.FragmentLen
 	}
-	x.split = packet.IPv6HeaderLen+x.fragHdr+len(x.l4) > t.mtu6
-	if x.split && x.in.DF {
-		if x.hairpin {
-			return nat64.PacketTooBigSent
+	size := packet.IPv6HeaderLen + x.fragHdr + len(x.l4)
+	if x.in.DF {
+		x.split = false
+		if size > t.mtu6 {
+			if x.hairpin {
+				return nat64.PacketTooBigSent
+			}
+			mtu := t.mtu6 - packet.IPv6HeaderLen + packet.IPv4MinHeader - x.fragHdr
+			t.icmp4Error(x.p[:x.in.Len], &x.in, packet.ICMPv4DestUnreach, packet.ICMPv4CodeFragNeeded, uint32(mtu), out)
+			return nat64.FragNeededSent
 		}
-		mtu := t.mtu6 - packet.IPv6HeaderLen + packet.IPv4MinHeader - x.fragHdr
-		t.icmp4Error(x.p[:x.in.Len], &x.in, packet.ICMPv4DestUnreach, packet.ICMPv4CodeFragNeeded, uint32(mtu), out)
-		return nat64.FragNeededSent
+	} else {
+		x.split = size > t.lowMTU6
 	}
 	if x.off+x.in.L4Off-packet.IPv6HeaderLen-x.fragHdr < 0 {
 		return nat64.NoHeadroom
@@ -271,12 +323,13 @@ func (t *Translator) handOver4to6(x *packet4to6, start, end int, out *Output) na
 }
 
 // fragment6 emits the upper layer (a whole datagram, or a fragment of one
-// that starts at its FragOffset) as IPv6 fragments no larger than the IPv6
-// MTU (which is at least 1280), into the Output's arena (RFC 7915 §4).
+// that starts at its FragOffset) as IPv6 fragments no larger than
+// lowest-ipv6-mtu (1280 by default, never above the IPv6 MTU), into the
+// Output's arena (RFC 7915 §4: with 1280, 1232 bytes of payload each).
 func (t *Translator) fragment6(x *packet4to6, out *Output) nat64.DropReason {
 	h := packet.IPv4(x.p)
 	data := x.l4
-	maxPay := (t.mtu6 - packet.IPv6HeaderLen - packet.FragmentLen) &^ 7
+	maxPay := (t.lowMTU6 - packet.IPv6HeaderLen - packet.FragmentLen) &^ 7
 	ip := packet.IPv6Fields{
 		TrafficClass: h.TOS(),
 		NextHeader:   nat64.ProtoFragment,

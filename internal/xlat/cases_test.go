@@ -143,6 +143,21 @@ func err6to4(name string, typ, code uint8, rest uint32, wtyp, wcode uint8, wrest
 	}
 }
 
+// noBindingCase is an IPv4 packet no BIB entry claims, answered with ICMPv4
+// Destination Unreachable of that code quoting the whole packet (qlen
+// bytes), from T to Z.
+func noBindingCase(name, why string, input func() []byte, code uint8, qlen int) goldenCase {
+	return goldenCase{name: name, why: why, input: input, masks: maskID4,
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.NoBinding, out, 1)
+			assert4(t, "icmpv4", out[0], want4{src: pool4, dst: serverZ, ttl: 64, proto: nat64.ProtoICMPv4, totalLen: 28 + qlen, sport: -1, dport: -1})
+			assertICMP(t, "icmpv4", out[0][20:], packet.ICMPv4DestUnreach, code, 0)
+			if q := input(); !bytes.Equal(out[0][28:], q) {
+				t.Errorf("quote differs from the packet:\n got %x\nwant %x", out[0][28:], q)
+			}
+		}}
+}
+
 func dropCase(name, why string, setup func(*testing.T, *Translator), input func() []byte, want nat64.DropReason) goldenCase {
 	return goldenCase{name: name, why: why, setup: setup, input: input,
 		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) { wantVerdict(t, r, want, out, 0) }}
@@ -342,6 +357,28 @@ var goldenCases = []goldenCase{
 		nil, func() []byte {
 			q := fillChecksum(ipv4(pool4, serverZ, 63, nat64.ProtoTCP, 1, false, tcpSeg(portT+7, portZ, nat64.TCPSyn, nil)))
 			return icmp4Err(3, 1, 0, q)
+		}, nat64.NoBinding),
+
+	// No BIB entry for an IPv4 packet (RFC 6146 §3.5.1, §3.5.2.2, §3.5.3).
+	noBindingCase("no_binding_udp_4to6", "UDP from Z to T:9999, which no BIB entry holds: dropped (no_binding), and ICMPv4 Destination Unreachable 3/1 (Host Unreachable) goes back to Z from T quoting it (RFC 6146 §3.5.1).",
+		func() []byte {
+			return fillChecksum(ipv4(serverZ, pool4, 50, nat64.ProtoUDP, 0x4343, false, udpDgram(portZudp, 9999, pattern(16))))
+		}, 1, 20+8+16),
+	noBindingCase("no_binding_echo_4to6", "Echo request from Z to T with an identifier no BIB entry holds: 3/1 back to Z (RFC 6146 §3.5.3).",
+		func() []byte {
+			return fillChecksum(ipv4(serverZ, pool4, 50, nat64.ProtoICMPv4, 0x4444, false, echo(packet.ICMPv4EchoRequest, identT+1, 7, pattern(24))))
+		}, 1, 20+8+24),
+	noBindingCase("no_binding_tcp_syn_4to6", "TCP SYN from Z to T:80, outside pool4's ports (1024-65535), so no IPv6 SYN could ever claim it: not held, and Port Unreachable 3/3 at once, what a held SYN gets after 6 s (RFC 6146 §3.5.2.2).",
+		func() []byte {
+			return fillChecksum(ipv4(serverZ, pool4, 50, nat64.ProtoTCP, 0x4242, true, tcpSeg(portZ, 80, nat64.TCPSyn, nil)))
+		}, 3, 20+20),
+	dropCase("no_binding_tcp_ack_4to6", "TCP ACK from Z to T:9999 without state: silently dropped (RFC 6146 §3.5.2.2, CLOSED state), no ICMP error.",
+		nil, func() []byte {
+			return fillChecksum(ipv4(serverZ, pool4, 50, nat64.ProtoTCP, 0x4242, true, tcpSeg(portZ, 9999, nat64.TCPAck, nil)))
+		}, nat64.NoBinding),
+	dropCase("no_binding_hairpin_6to4", "X sends to T':9999, its own translator's pool4 address, where no BIB entry is: the hairpinned IPv4 form has no binding, and no ICMPv4 error is sent toward our own pool4 address.",
+		nil, func() []byte {
+			return fillChecksum(ipv6(hostX, pool4in6, 64, nat64.ProtoUDP, udpDgram(portXudp, 9999, pattern(8)), 0, nil))
 		}, nat64.NoBinding),
 
 	// ICMPv6 errors -> ICMPv4 (RFC 7915 §5.2).
@@ -556,7 +593,8 @@ var goldenCases = []goldenCase{
 	},
 	{
 		name:  "fragment_nodf_4to6",
-		why:   "1500-byte IPv4 UDP without DF is split into IPv6 fragments of at most 1500 bytes: 1448 + 32 payload bytes, id 0x4343.",
+		why:   "lowest_ipv6_mtu raised to the MTU, 1500: 1500-byte IPv4 UDP without DF is split into IPv6 fragments of at most 1500 bytes: 1448 + 32 payload bytes, id 0x4343.",
+		mod:   func(in *testConfig) { in.LowestIPv6MTU = 1500 },
 		setup: primeUDP, input: func() []byte { return udp4(1500-28, false) },
 		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
 			wantVerdict(t, r, nat64.Translated, out, 2)
@@ -570,6 +608,47 @@ var goldenCases = []goldenCase{
 			}
 			if refSum(whole, refPseudo6(hostX6(out[0]), out[0][24:40], nat64.ProtoUDP, len(whole))) != 0xffff {
 				t.Errorf("reassembled UDP checksum invalid")
+			}
+		},
+	},
+	{
+		name:  "fragment_lowest_mtu_4to6",
+		why:   "Default lowest_ipv6_mtu 1280 (RFC 7915 §4), MTU 1500: a 1400-byte IPv4 UDP without DF (1420 bytes as IPv6) goes out as fragments of 1280 and 196 bytes (1232 + 148 payload bytes), id 0x4343.",
+		setup: primeUDP, input: func() []byte { return udp4(1400-28, false) },
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 2)
+			w := wantUDP6
+			w.frag, w.more, w.fragID, w.payloadLen = true, true, 0x4343, 8+1232
+			assert6(t, "frag0", out[0], w)
+			assert6(t, "frag1", out[1], want6{src: serverZ6, dst: hostX, hop: 49, nh: nat64.ProtoUDP, tc: 0xb8, frag: true, fragOff: 1232, fragID: 0x4343, payloadLen: 8 + 148, sport: -1, dport: -1})
+			checkReassembly(t, out, 1280, 1400-28)
+		},
+	},
+	{
+		name:  "fragment_lowest_mtu_raised_4to6",
+		why:   "lowest_ipv6_mtu raised to 1400 (below the MTU, 1500): the 1400-byte IPv4 UDP without DF (1420 as IPv6) is split at 1400 bytes, 1352 + 28 payload bytes; the threshold is the configured value, not the MTU.",
+		mod:   func(in *testConfig) { in.LowestIPv6MTU = 1400 },
+		setup: primeUDP, input: func() []byte { return udp4(1400-28, false) },
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 2)
+			w := wantUDP6
+			w.frag, w.more, w.fragID, w.payloadLen = true, true, 0x4343, 8+1352
+			assert6(t, "frag0", out[0], w)
+			assert6(t, "frag1", out[1], want6{src: serverZ6, dst: hostX, hop: 49, nh: nat64.ProtoUDP, tc: 0xb8, frag: true, fragOff: 1352, fragID: 0x4343, payloadLen: 8 + 28, sport: -1, dport: -1})
+			checkReassembly(t, out, 1400, 1400-28)
+		},
+	},
+	{
+		name:  "df_over_lowest_mtu_4to6",
+		why:   "A 1400-byte IPv4 UDP with DF fits the 1500 MTU: it goes out whole (1420 bytes, no Fragment header). lowest_ipv6_mtu applies only without DF; DF senders discover the path MTU through translated Packet Too Big.",
+		setup: primeUDP, input: func() []byte { return udp4(1400-28, true) },
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 1)
+			w := wantUDP6
+			w.payloadLen = 1400 - 20
+			assert6(t, "ipv6", out[0], w)
+			if len(out[0]) != 1420 {
+				t.Errorf("%d bytes, want 1420", len(out[0]))
 			}
 		},
 	},
@@ -622,6 +701,31 @@ var goldenCases = []goldenCase{
 }
 
 func hostX6(b []byte) []byte { return b[8:24] }
+
+// checkReassembly asserts that IPv6 fragments of Z's UDP datagram to X
+// (n payload bytes) are each at most limit bytes, follow one another, and
+// put back together give exactly the datagram an unfragmented translation
+// carries, with a valid checksum.
+func checkReassembly(t *testing.T, frags [][]byte, limit, n int) {
+	t.Helper()
+	var whole []byte
+	for i, f := range frags {
+		if len(f) > limit {
+			t.Errorf("fragment %d: %d bytes, more than %d", i, len(f), limit)
+		}
+		if off := packet.IPv6Fragment(f[40:]).Offset(); off != len(whole) {
+			t.Errorf("fragment %d at offset %d, want %d", i, off, len(whole))
+		}
+		whole = append(whole, f[48:]...)
+	}
+	want := fillChecksum(ipv6(serverZ6, hostX, 49, nat64.ProtoUDP, udpDgram(portZudp, portXudp, pattern(n)), 0, nil))[40:]
+	if !bytes.Equal(whole, want) {
+		t.Errorf("reassembled datagram differs from the unfragmented translation:\n got %x\nwant %x", whole, want)
+	}
+	if refSum(whole, refPseudo6(serverZ6[:], hostX[:], nat64.ProtoUDP, len(whole))) != 0xffff {
+		t.Errorf("reassembled UDP checksum invalid")
+	}
+}
 
 func init() {
 	// The drop-by-configuration case needs its config.

@@ -32,7 +32,10 @@ type Counters struct {
 	// Exceeded, Packet Too Big, Fragmentation Needed, Parameter Problem,
 	// Port Unreachable for held SYNs).
 	ICMPErrors uint64
-	Hairpinned uint64
+	// ICMPErrorsSuppressed counts the errors of that kind the rate limit
+	// refused (RFC 4443 §2.4(f)); translated errors are never limited.
+	ICMPErrorsSuppressed uint64
+	Hairpinned           uint64
 }
 
 // Add adds o into c (for the daemon's aggregation).
@@ -47,5 +50,6 @@ func (c *Counters) Add(o *Counters) {
 		}
 	}
 	c.ICMPErrors += o.ICMPErrors
+	c.ICMPErrorsSuppressed += o.ICMPErrorsSuppressed
 	c.Hairpinned += o.Hairpinned
 }

@@ -1,6 +1,7 @@
 package xlat
 
 import (
+	"hash/maphash"
 	"time"
 
 	"github.com/nat64kit/nat64kit/internal/nat64"
@@ -36,30 +37,40 @@ type fragEntry struct {
 // fragment's translation without reassembly. It is per Translator, so it
 // needs no lock; fragments of one datagram reach one worker because the
 // TUN queue hash of a fragment depends on its addresses only.
+//
+// Slots are chosen by a keyed hash (hash/maphash, a random seed per
+// table): the key is chosen by whoever sends the fragments, and with a
+// hash anyone can compute, a sender could aim many datagrams at one probe
+// window and push out the entries of other flows, whose later fragments
+// would then be dropped. With a secret seed per table (so per worker and
+// per run) the slot of a key cannot be predicted from outside.
 type fragTable struct {
 	entries [fragTableSize]fragEntry
+	seed    maphash.Seed // zero until first use
 }
 
-func (k *fragKey) hash() uint64 {
-	// FNV-1a over the key; it need not resist attack, since a collision
-	// only costs a probe and the table is bounded anyway.
-	h := uint64(14695981039346656037)
-	for _, b := range k.src {
-		h = (h ^ uint64(b)) * 1099511628211
+// fragKeyLen is the bytes of a fragKey as hashed: src, dst, id, proto, v6.
+const fragKeyLen = 16 + 16 + 4 + 1 + 1
+
+func (t *fragTable) hash(k *fragKey) uint64 {
+	if t.seed == (maphash.Seed{}) {
+		t.seed = maphash.MakeSeed()
 	}
-	for _, b := range k.dst {
-		h = (h ^ uint64(b)) * 1099511628211
-	}
-	h = (h ^ uint64(k.id)) * 1099511628211
-	h = (h ^ uint64(k.proto)) * 1099511628211
+	// The key laid out in bytes on the stack: maphash.Bytes does not keep
+	// it, so this allocates nothing (TestFragmentTableZeroAllocs).
+	var b [fragKeyLen]byte
+	copy(b[0:16], k.src[:])
+	copy(b[16:32], k.dst[:])
+	b[32], b[33], b[34], b[35] = byte(k.id>>24), byte(k.id>>16), byte(k.id>>8), byte(k.id)
+	b[36] = byte(k.proto)
 	if k.v6 {
-		h = (h ^ 1) * 1099511628211
+		b[37] = 1
 	}
-	return h ^ h>>29
+	return maphash.Bytes(t.seed, b[:])
 }
 
 func (t *fragTable) put(k *fragKey, addr *[16]byte, now int64) {
-	home := k.hash()
+	home := t.hash(k)
 	victim := -1
 	for i := uint64(0); i < fragProbe; i++ {
 		j := int((home + i) & (fragTableSize - 1))
@@ -88,7 +99,7 @@ func (t *fragTable) put(k *fragKey, addr *[16]byte, now int64) {
 }
 
 func (t *fragTable) get(k *fragKey, now int64) (addr *[16]byte, ok bool) {
-	home := k.hash()
+	home := t.hash(k)
 	for i := uint64(0); i < fragProbe; i++ {
 		e := &t.entries[(home+i)&(fragTableSize-1)]
 		if e.expires > now && e.key == *k {

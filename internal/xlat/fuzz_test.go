@@ -9,7 +9,7 @@ import (
 
 // icmpAnswers are the drop reasons that come with an ICMP error for the
 // sender; every other drop must emit nothing.
-var icmpAnswers = map[nat64.DropReason]bool{nat64.TTLExpired: true, nat64.SegmentsLeft: true, nat64.FragNeededSent: true, nat64.PacketTooBigSent: true, nat64.Pool4Exhausted: true}
+var icmpAnswers = map[nat64.DropReason]bool{nat64.TTLExpired: true, nat64.SegmentsLeft: true, nat64.FragNeededSent: true, nat64.PacketTooBigSent: true, nat64.Pool4Exhausted: true, nat64.NoBinding: true}
 
 func fuzzTranslator(t testing.TB) *Translator {
 	tr := newTestTranslator(t, nil)

@@ -68,6 +68,9 @@ func (t *Translator) icmp6Error(orig []byte, in *packet.Info, typ, code uint8, r
 	if dst[0] == 0xff || dst == ([16]byte{}) {
 		return
 	}
+	if !t.allowError() {
+		return
+	}
 	n := min(len(orig), packet.ICMPv6ErrorMax-packet.IPv6HeaderLen-packet.ICMPHeaderLen)
 	b := out.alloc(packet.IPv6HeaderLen + packet.ICMPHeaderLen + n)
 	if b == nil {
@@ -104,6 +107,9 @@ func (t *Translator) icmp4Error(orig []byte, in *packet.Info, typ, code uint8, r
 	if dst[0] == 0 || dst[0] >= 224 {
 		return
 	}
+	if !t.allowError() {
+		return
+	}
 	n := min(len(orig), packet.ICMPv4ErrorMax-packet.IPv4MinHeader-packet.ICMPHeaderLen)
 	b := out.alloc(packet.IPv4MinHeader + packet.ICMPHeaderLen + n)
 	if b == nil {
@@ -125,12 +131,25 @@ func (t *Translator) icmp4Error(orig []byte, in *packet.Info, typ, code uint8, r
 	t.Counters.ICMPErrors++
 }
 
+// allowError is the rate limit every error the translator originates
+// passes (RFC 4443 §2.4(f), RFC 1812 §4.3.2.8), once the rules of when not
+// to send one at all have been applied; an error it refuses is counted.
+func (t *Translator) allowError() bool {
+	if t.errLimit.allow(t.now) {
+		return true
+	}
+	t.Counters.ICMPErrorsSuppressed++
+	return false
+}
+
 // PortUnreachable answers an IPv4 SYN that the state table held for
 // simultaneous open and then let expire (RFC 6146 §3.5.2.2) with ICMPv4
 // Port Unreachable, appended to out (not reset). Call it from the
-// onHeldSYN callback of state.Table.Expire. It reports whether a packet was
-// added.
-func (t *Translator) PortUnreachable(pkt []byte, out *Output) bool {
+// onHeldSYN callback of state.Table.Expire, with the time given to Expire
+// (the error is rate-limited like every other). It reports whether a
+// packet was added.
+func (t *Translator) PortUnreachable(pkt []byte, now int64, out *Output) bool {
+	t.now = now
 	var in packet.Info
 	if packet.ParseIPv4(pkt, &in) != packet.OK {
 		return false

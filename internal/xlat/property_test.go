@@ -316,7 +316,7 @@ func TestHeldSYNPortUnreachable(t *testing.T) {
 	tr := newTestTranslator(t, nil)
 	syn := fillChecksum(ipv4(serverZ, pool4, 50, nat64.ProtoTCP, 1, true, tcpSeg(portZ, 4444, nat64.TCPSyn, nil)))
 	out := NewOutput()
-	if !tr.PortUnreachable(syn, out) || out.N != 1 {
+	if !tr.PortUnreachable(syn, now0, out) || out.N != 1 {
 		t.Fatal("no Port Unreachable")
 	}
 	checkWellFormed(t, out.Packets[0])

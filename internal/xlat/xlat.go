@@ -39,10 +39,13 @@ type Translator struct {
 	prefix      nat64.Prefix
 	tbl         *state.Table
 	mtu6        int // IPv6-side MTU (the TUN device's)
+	lowMTU6     int // RFC 7915 §4 lowest-ipv6-mtu: the fragment size for non-DF IPv4
 	mtu4        int // IPv4-side next-hop MTU
 	dropZeroUDP bool
 	ipID        uint16 // IPv4 identification generator
 	frags       fragTable
+	errLimit    errLimiter // the ICMP errors the translator originates
+	now         int64      // the time Process (or PortUnreachable) was given
 	x6          packet6to4 // the packet from6 is working on
 	x4          packet4to6 // the packet from4 is working on
 
@@ -56,7 +59,14 @@ type Config struct {
 	Prefix              nat64.Prefix // pool6
 	MTU                 int          // the IPv6 side's (the TUN device's); 0: 1500, never below 1280
 	IPv4MTU             int          // the IPv4 side's next-hop MTU; 0: 1500
+	LowestIPv6MTU       int          // RFC 7915 §4 lowest-ipv6-mtu; 0: 1280; kept within 1280..MTU
 	DropZeroChecksumUDP bool         // drop IPv4 UDP with checksum 0 instead of computing one (RFC 7915 §4.5)
+	// ICMPErrorRate and ICMPErrorBurst limit the ICMP errors this
+	// Translator originates (RFC 4443 §2.4(f), RFC 1812 §4.3.2.8): a token
+	// bucket of ICMPErrorBurst tokens refilled at ICMPErrorRate a second.
+	// 0 takes nat64.DefaultICMPErrorRate / DefaultICMPErrorBurst.
+	ICMPErrorRate  int
+	ICMPErrorBurst int
 }
 
 // New makes a Translator for the instance, sharing the state table tbl.
@@ -74,12 +84,18 @@ func New(in *Config, tbl *state.Table) *Translator {
 	if t.mtu6 < packet.IPv6MinMTU {
 		t.mtu6 = packet.IPv6MinMTU
 	}
+	t.lowMTU6 = in.LowestIPv6MTU
+	if t.lowMTU6 == 0 {
+		t.lowMTU6 = nat64.DefaultLowestIPv6MTU
+	}
+	t.lowMTU6 = min(max(t.lowMTU6, packet.IPv6MinMTU), t.mtu6)
 	if t.mtu4 == 0 {
 		t.mtu4 = nat64.DefaultMTU
 	}
 	if t.mtu4 < packet.IPv4MinMTU {
 		t.mtu4 = packet.IPv4MinMTU
 	}
+	t.errLimit.init(in.ICMPErrorRate, in.ICMPErrorBurst)
 	// Start identifications somewhere that differs between workers and
 	// restarts; uniqueness within the reassembly timeout is what matters.
 	t.ipID = uint16(rand.Uint32())
@@ -94,9 +110,11 @@ func New(in *Config, tbl *state.Table) *Translator {
 // an ICMP error toward the sender. The return value is nat64.Translated or why the
 // packet was dropped (already counted in t.Counters); some drops come with
 // an ICMP error in out (Time Exceeded, Parameter Problem, Packet Too Big,
-// Fragmentation Needed, Address Unreachable), so always send out.List().
+// Fragmentation Needed, Address, Host or Port Unreachable), so always send
+// out.List().
 func (t *Translator) Process(buf []byte, off, n int, now int64, out *Output) nat64.DropReason {
 	out.Reset()
+	t.now = now
 	var r nat64.DropReason
 	if n <= 0 || off < 0 || off+n > len(buf) {
 		r = nat64.UnknownVersion

@@ -73,6 +73,9 @@ func (f *Backend) Stats() control.Stats {
 		BIBEntries:  map[string]int{"tcp": 1},
 		Pool4Ports:  64512,
 		BatchBounds: []int{1, 8, 128}, TUNBatches: []uint64{5, 2, 1},
+
+		ICMPErrors:           4,
+		ICMPErrorsSuppressed: 2,
 	}
 }
 

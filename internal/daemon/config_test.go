@@ -1,0 +1,36 @@
+package daemon
+
+import (
+	"testing"
+
+	"github.com/nat64kit/nat64kit/nat64conf"
+)
+
+// Every key of nat64.toml the translator uses reaches xlat.Config.
+func TestXlatConfigCarriesInstance(t *testing.T) {
+	cfg, err := nat64conf.Parse("x.toml", []byte(`[[instance]]
+name = "a"
+prefix = "64:ff9b:1::/96"
+pool4 = ["203.0.113.1/32"]
+mtu = 9000
+ipv4_mtu = 1500
+lowest_ipv6_mtu = 1400
+udp_zero_checksum = "drop"
+icmp_error_rate = 1000
+icmp_error_burst = 50
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &cfg.Instances[0]
+	c := xlatConfig(in, 1)
+	if c.Prefix != in.Prefix || c.MTU != 9000 || c.IPv4MTU != 1500 || c.LowestIPv6MTU != 1400 || !c.DropZeroChecksumUDP ||
+		c.ICMPErrorRate != 1000 || c.ICMPErrorBurst != 50 {
+		t.Errorf("xlat.Config %+v from instance %+v", c, in)
+	}
+	// Three translators (two workers and the expiry) share the limit,
+	// rounded up: the instance never originates less than configured.
+	if c := xlatConfig(in, 3); c.ICMPErrorRate != 334 || c.ICMPErrorBurst != 17 {
+		t.Errorf("a third of 1000/s burst 50: rate %d burst %d, want 334 and 17", c.ICMPErrorRate, c.ICMPErrorBurst)
+	}
+}
