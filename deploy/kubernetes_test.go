@@ -348,6 +348,9 @@ func TestManifestWiring(t *testing.T) {
 		spec := d.Spec.Template.Spec
 		dir := configDir(what, spec)
 		c := spec.Containers[0]
+		if !slices.Equal(c.Command, []string{"/usr/local/bin/coredns"}) {
+			t.Errorf("%s: command %q, want /usr/local/bin/coredns (where the image must have it)", what, c.Command)
+		}
 		if !slices.Equal(c.Args, []string{"-conf", dir + "/Corefile"}) || c.WorkingDir != dir {
 			t.Errorf("%s: args %q in %s; want -conf %s/Corefile run in %s (where instances nat64.toml resolves)", what, c.Args, c.WorkingDir, dir, dir)
 		}
@@ -407,6 +410,9 @@ func TestManifestWiring(t *testing.T) {
 		}
 		c := spec.Containers[0]
 		dir := configDir(what, spec)
+		if !slices.Equal(c.Command, []string{"/usr/local/bin/nat64ctl"}) {
+			t.Errorf("%s: command %q, want /usr/local/bin/nat64ctl (where the image must have it)", what, c.Command)
+		}
 		if !slices.Equal(c.Args, []string{"run", "-c", dir + "/nat64.toml", "--instance", "$(NODE_NAME)"}) {
 			t.Errorf("%s: args %q", what, c.Args)
 		}
@@ -442,5 +448,25 @@ func TestManifestConfigPassesCheck(t *testing.T) {
 	out, err := exec.Command(ctl, "check", "-c", filepath.Join(kubeDir, "nat64.toml"), "--corefile", filepath.Join(kubeDir, "Corefile")).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "ok: every dns64 prefix is owned") {
 		t.Errorf("nat64ctl check: %v\n%s", err, out)
+	}
+}
+
+// The DaemonSet's arguments are flags nat64ctl really has: run with them
+// (the ConfigMap's nat64.toml, a node with no instance) it gets as far as
+// looking the node's instance up.
+func TestManifestDaemonSetArgsMatchCLI(t *testing.T) {
+	ctl := binary(t, "nat64ctl")
+	m := mustLoad(t)
+	for _, d := range m.daemonSets {
+		c := d.Spec.Template.Spec.Containers[0]
+		cfg := filepath.Join(kubeDir, "nat64.toml")
+		var args []string
+		for _, a := range c.Args {
+			args = append(args, strings.NewReplacer("$(NODE_NAME)", "not-a-gateway", "/etc/nat64kit/nat64.toml", cfg).Replace(a))
+		}
+		out, err := exec.Command(ctl, args...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), fmt.Sprintf(`no instance "not-a-gateway" in %s`, cfg)) {
+			t.Errorf("DaemonSet %s: nat64ctl %q: %v\n%s", d.Name, args, err, out)
+		}
 	}
 }
