@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/nat64kit/nat64kit/internal/sdnotify/sdnotifytest"
 	"github.com/nat64kit/nat64kit/test/netns"
 )
@@ -80,5 +82,52 @@ func TestUnitPrivilegesSuffice(t *testing.T) {
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.PID()))
 	if err != nil || !strings.Contains(string(status), "\nUid:\t65534\t65534\t65534\t65534\n") || !strings.Contains(string(status), "Name:\tnat64ctl") {
 		t.Errorf("want nat64ctl running as uid 65534 (%v):\n%s", err, status)
+	}
+}
+
+// coredns-nat64kit.service likewise: a transient user holding only
+// CAP_NET_BIND_SERVICE serves port 53, in WorkingDirectory where the
+// Corefile's relative "instances nat64.toml" resolves.
+func TestCoreDNSUnitPrivilegesSuffice(t *testing.T) {
+	netns.RequireRoot(t)
+	netns.RequireCommand(t, "setpriv", "util-linux")
+	u := loadUnit(t, corednsUnit)
+	caps := values(u.es, "Service", "AmbientCapabilities")
+	if len(caps) != 1 || strings.Contains(caps[0], " ") {
+		t.Fatalf("want one capability in AmbientCapabilities, have %q", caps)
+	}
+	capName := strings.ToLower(strings.TrimPrefix(caps[0], "CAP_"))
+	bin := binary(t, "plugin/coredns")
+	dir, err := os.MkdirTemp("", "n64priv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "nat64.toml"), []byte("[[instance]]\nname = \"nat64-a\"\nprefix = \"64:ff9b:1::/96\"\npool4 = [\"203.0.113.1/32\"]\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "db.example"), []byte(statsZone), 0o644)
+	os.WriteFile(filepath.Join(dir, "Corefile"), []byte(". {\n    bind ::1\n    dns64 {\n        instances nat64.toml\n    }\n    file db.example example.\n}\n"), 0o644)
+	sock := sdnotifytest.Listen(t)
+	os.Chmod(filepath.Dir(sock.Path), 0o755)
+	os.Chmod(sock.Path, 0o777)
+
+	ns := netns.New(t, "priv")
+	args := append([]string{"env", "-C", dir}, sock.Env(0)...)
+	args = append(args, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+		"--inh-caps=-all,+"+capName, "--ambient-caps=-all,+"+capName, "--bounding-set=-all,+"+capName, "--no-new-privs",
+		bin, "-conf", filepath.Join(dir, "Corefile"))
+	p := ns.Start(args...)
+	if _, err := sock.Await("READY=1", 60*time.Second, p.Done()); err != nil {
+		t.Fatalf("as uid 65534 with only %s: %v\n%s", caps[0], err, p.Output())
+	}
+	m := new(dns.Msg)
+	m.SetQuestion("v4.example.", dns.TypeAAAA)
+	var r *dns.Msg
+	if err := ns.Do(func() (err error) { r, _, err = (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, "[::1]:53"); return err }); err != nil || !hasRR(r, "64:ff9b:1::c633:6402") {
+		t.Errorf("AAAA v4.example. on port 53: %v %v", err, r)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.PID()))
+	if err != nil || !strings.Contains(string(status), "\nUid:\t65534\t65534\t65534\t65534\n") {
+		t.Errorf("want coredns running as uid 65534 (%v):\n%s", err, status)
 	}
 }
