@@ -123,7 +123,10 @@ func TestCoreDNSUnitPrivilegesSuffice(t *testing.T) {
 	m := new(dns.Msg)
 	m.SetQuestion("v4.example.", dns.TypeAAAA)
 	var r *dns.Msg
-	if err := ns.Do(func() (err error) { r, _, err = (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, "[::1]:53"); return err }); err != nil || !hasRR(r, "64:ff9b:1::c633:6402") {
+	if err := ns.Do(func() (err error) {
+		r, _, err = (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, "[::1]:53")
+		return err
+	}); err != nil || !hasRR(r, "64:ff9b:1::c633:6402") {
 		t.Errorf("AAAA v4.example. on port 53: %v %v", err, r)
 	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.PID()))
