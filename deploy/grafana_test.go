@@ -145,6 +145,9 @@ func TestDashboardDatasourceVariable(t *testing.T) {
 	walk = func(ps []dashPanel) {
 		for _, p := range ps {
 			if p.Type != "row" {
+				if len(p.Targets) == 0 {
+					t.Errorf("panel %d %q has no query", p.ID, p.Title)
+				}
 				if compact(p.Datasource) != want {
 					t.Errorf("panel %d %q: datasource %s, want %s", p.ID, p.Title, p.Datasource, want)
 				}
