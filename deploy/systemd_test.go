@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,9 +39,13 @@ func parseUnit(path string) ([]unitEntry, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return parseUnitText(path, f)
+}
+
+func parseUnitText(path string, r io.Reader) ([]unitEntry, error) {
 	var out []unitEntry
 	section := ""
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		switch {
@@ -325,4 +330,27 @@ func TestUnitsExposure(t *testing.T) {
 			t.Logf("%s: %s", u, last)
 		}
 	}
+}
+
+func FuzzParseUnit(f *testing.F) {
+	for _, name := range []string{nat64ctlUnit, corednsUnit} {
+		b, err := os.ReadFile(filepath.Join("systemd", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(b))
+	}
+	f.Add("[Service]\nExecStart=/bin/true \\\n  --more\n")
+	f.Add("Key=before a section\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		es, err := parseUnitText("fuzz.service", strings.NewReader(text))
+		if err != nil {
+			return
+		}
+		for _, e := range es {
+			if e.Section == "" || e.Line < 1 || strings.ContainsAny(e.Key, "\n") {
+				t.Errorf("%q: entry %+v", text, e)
+			}
+		}
+	})
 }
