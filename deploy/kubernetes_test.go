@@ -57,6 +57,7 @@ type manifests struct {
 	namespaces   []*corev1.Namespace
 	accounts     []*corev1.ServiceAccount
 	services     []*corev1.Service
+	configMaps   []*corev1.ConfigMap // only in kustomize's output
 	deployments  []*appsv1.Deployment
 	daemonSets   []*appsv1.DaemonSet
 	clusterRoles []*rbacv1.ClusterRole
@@ -157,49 +158,60 @@ func loadManifests(dir string) (*manifests, error) {
 			errs = append(errs, fmt.Errorf("kustomization.yaml: resource %s: %w", res, err))
 			continue
 		}
-		docs, starts := splitDocs(data)
-		for i, doc := range docs {
-			if len(bytes.TrimSpace(stripComments(doc))) == 0 {
-				continue
-			}
-			var tm metav1.TypeMeta
-			if err := yaml.Unmarshal(doc, &tm); err != nil {
-				errs = append(errs, fmt.Errorf("%s: document %d: %w", res, i+1, err))
-				continue
-			}
-			var obj any
-			switch tm.APIVersion + " " + tm.Kind {
-			case "v1 Namespace":
-				o := &corev1.Namespace{}
-				m.namespaces, obj = append(m.namespaces, o), o
-			case "v1 ServiceAccount":
-				o := &corev1.ServiceAccount{}
-				m.accounts, obj = append(m.accounts, o), o
-			case "v1 Service":
-				o := &corev1.Service{}
-				m.services, obj = append(m.services, o), o
-			case "apps/v1 Deployment":
-				o := &appsv1.Deployment{}
-				m.deployments, obj = append(m.deployments, o), o
-			case "apps/v1 DaemonSet":
-				o := &appsv1.DaemonSet{}
-				m.daemonSets, obj = append(m.daemonSets, o), o
-			case "rbac.authorization.k8s.io/v1 ClusterRole":
-				o := &rbacv1.ClusterRole{}
-				m.clusterRoles, obj = append(m.clusterRoles, o), o
-			case "rbac.authorization.k8s.io/v1 ClusterRoleBinding":
-				o := &rbacv1.ClusterRoleBinding{}
-				m.bindings, obj = append(m.bindings, o), o
-			default:
-				errs = append(errs, fmt.Errorf("%s:%d: apiVersion %q kind %q: not a kind these manifests use", res, starts[i], tm.APIVersion, tm.Kind))
-				continue
-			}
-			if err := decodeStrict(res, i+1, starts[i], doc, obj); err != nil {
-				errs = append(errs, err)
-			}
-		}
+		errs = append(errs, m.decodeStream(res, data))
 	}
 	return m, errors.Join(errs...)
+}
+
+// decodeStream decodes every document of a YAML stream (a file, or what
+// kustomize builds) into the API type its apiVersion and kind name.
+func (m *manifests) decodeStream(file string, data []byte) error {
+	var errs []error
+	docs, starts := splitDocs(data)
+	for i, doc := range docs {
+		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
+			continue
+		}
+		var tm metav1.TypeMeta
+		if err := yaml.Unmarshal(doc, &tm); err != nil {
+			errs = append(errs, fmt.Errorf("%s: document %d: %w", file, i+1, err))
+			continue
+		}
+		var obj any
+		switch tm.APIVersion + " " + tm.Kind {
+		case "v1 Namespace":
+			o := &corev1.Namespace{}
+			m.namespaces, obj = append(m.namespaces, o), o
+		case "v1 ServiceAccount":
+			o := &corev1.ServiceAccount{}
+			m.accounts, obj = append(m.accounts, o), o
+		case "v1 Service":
+			o := &corev1.Service{}
+			m.services, obj = append(m.services, o), o
+		case "v1 ConfigMap":
+			o := &corev1.ConfigMap{}
+			m.configMaps, obj = append(m.configMaps, o), o
+		case "apps/v1 Deployment":
+			o := &appsv1.Deployment{}
+			m.deployments, obj = append(m.deployments, o), o
+		case "apps/v1 DaemonSet":
+			o := &appsv1.DaemonSet{}
+			m.daemonSets, obj = append(m.daemonSets, o), o
+		case "rbac.authorization.k8s.io/v1 ClusterRole":
+			o := &rbacv1.ClusterRole{}
+			m.clusterRoles, obj = append(m.clusterRoles, o), o
+		case "rbac.authorization.k8s.io/v1 ClusterRoleBinding":
+			o := &rbacv1.ClusterRoleBinding{}
+			m.bindings, obj = append(m.bindings, o), o
+		default:
+			errs = append(errs, fmt.Errorf("%s:%d: apiVersion %q kind %q: not a kind these manifests use", file, starts[i], tm.APIVersion, tm.Kind))
+			continue
+		}
+		if err := decodeStrict(file, i+1, starts[i], doc, obj); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func stripComments(doc []byte) []byte {
