@@ -76,7 +76,7 @@ serves /healthz, /metrics and the JSON API.`,
 				}
 			}
 		}()
-		if err := d.Run(ctx, reload); err != nil {
+		if err := runNotified(ctx, d, reload, opts.Log); err != nil {
 			return problem("%v", err)
 		}
 		return nil

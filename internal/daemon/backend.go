@@ -17,7 +17,7 @@ type backend struct{ d *Daemon }
 
 var _ control.Backend = backend{}
 
-func (b backend) Healthy() bool { return b.d.healthy.Load() }
+func (b backend) Healthy() bool { return b.d.Healthy() }
 
 func protoOf(s string) nat64.Transport {
 	p, _ := nat64.ParseTransport(s) // "" gives 0: every protocol
@@ -72,7 +72,7 @@ func (b backend) Stats() control.Stats {
 	in := d.inst.Load()
 	s := control.Stats{
 		Instance:    in.Name,
-		Healthy:     d.healthy.Load(),
+		Healthy:     d.Healthy(),
 		Uptime:      control.SecondsOf(time.Since(d.started)),
 		Packets:     map[string]uint64{},
 		Bytes:       map[string]uint64{},

@@ -63,6 +63,11 @@ type Daemon struct {
 	control *control.Server
 	started time.Time
 	healthy atomic.Bool
+	// running counts the workers still reading; lastTick is when Run's
+	// loop last turned (wall-clock nanoseconds since clockT0, 0 before
+	// Run). Healthy reads both.
+	running  atomic.Int32
+	lastTick atomic.Int64
 
 	// expirer builds the ICMP errors for held SYNs that time out; expireMu
 	// guards its counters, which Stats reads from another goroutine.
@@ -135,7 +140,10 @@ func Start(opts Options) (d *Daemon, err error) {
 		}
 		d.routes = routes.NewManager(nil)
 		diff, rerr := d.routes.Reconcile(d.desired)
-		cleanups = append(cleanups, func() { d.routes.Flush(d.desired.Device) })
+		// The cleanups run after a `return nil, err` has set d to nil, so
+		// they capture what they need rather than d.
+		m, dev := d.routes, d.desired.Device
+		cleanups = append(cleanups, func() { m.Flush(dev) })
 		if !diff.Empty() {
 			d.log.Info("routes reconciled", "changes", diff.String())
 		}
@@ -170,8 +178,10 @@ func Start(opts Options) (d *Daemon, err error) {
 
 	for _, w := range d.workers {
 		d.wg.Add(1)
+		d.running.Add(1)
 		go func() {
 			defer d.wg.Done()
+			defer d.running.Add(-1)
 			w.run()
 		}()
 	}
@@ -193,18 +203,43 @@ func (d *Daemon) now() int64 {
 func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	tick := time.NewTicker(d.opts.ExpireEvery)
 	defer tick.Stop()
+	d.markTick()
 	for {
 		select {
 		case <-ctx.Done():
 			return d.Stop()
 		case <-tick.C:
 			d.expire()
+			d.markTick()
 		case <-reload:
 			if err := d.Reload(); err != nil {
 				d.log.Error("reload refused; the running configuration stays", "err", err)
 			}
 		}
 	}
+}
+
+func (d *Daemon) markTick() { d.lastTick.Store(max(int64(time.Since(d.clockT0)), 1)) }
+
+// stallAfter is how many missed expiry rounds make Run's loop count as
+// stuck (a deadlock on the state table stops expiry first).
+const stallAfter = 10
+
+// Healthy reports whether the instance is translating: started and not
+// stopping, every TUN worker still reading, and, once Run is serving, its
+// expiry loop turning. It backs /healthz (what dns64 polls) and the
+// systemd watchdog, so a wedged translator is both taken out of DNS64 and
+// restarted.
+func (d *Daemon) Healthy() bool {
+	if !d.healthy.Load() || int(d.running.Load()) != len(d.workers) {
+		return false
+	}
+	last := d.lastTick.Load()
+	if last == 0 {
+		return true // Run has not started: nothing to measure yet
+	}
+	stall := max(stallAfter*d.opts.ExpireEvery, 10*time.Second)
+	return time.Duration(int64(time.Since(d.clockT0))-last) < stall
 }
 
 // expire runs the state table's timers; held SYNs whose 6 s ran out are

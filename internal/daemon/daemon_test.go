@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -516,4 +517,39 @@ func TestDaemonAnswersNoBinding(t *testing.T) {
 	if st.Drops["no_binding"] != 1 || st.ICMPErrors != 1 {
 		t.Errorf("no_binding %d, icmp_errors_sent %d; want 1 and 1", st.Drops["no_binding"], st.ICMPErrors)
 	}
+}
+
+// Healthy (behind /healthz and the systemd watchdog) turns false when a
+// TUN worker has stopped reading, and when Run's loop has not turned for
+// stallAfter expiry rounds.
+func TestDaemonHealthy(t *testing.T) {
+	t.Run("worker gone", func(t *testing.T) {
+		d, mem, _ := startMemory(t, "203.0.113.1/32")
+		if !d.Healthy() {
+			t.Fatal("unhealthy after Start")
+		}
+		mem.Close() // the worker's next read ends it
+		deadline := time.Now().Add(10 * time.Second)
+		for d.Healthy() {
+			if time.Now().After(deadline) {
+				t.Fatal("still healthy with its only worker gone")
+			}
+			runtime.Gosched()
+		}
+		if err := control.NewClient(d.control.Addr()).Healthy(context.Background()); err == nil {
+			t.Error("/healthz answers 200 with no worker")
+		}
+	})
+	t.Run("loop stalled", func(t *testing.T) {
+		d, _, _ := startMemory(t, "203.0.113.1/32")
+		d.markTick()
+		if !d.Healthy() {
+			t.Fatal("unhealthy right after a tick")
+		}
+		// The last turn stallAfter+1 rounds (ExpireEvery is an hour here) ago.
+		d.lastTick.Store(int64(time.Since(d.clockT0)) - int64((stallAfter+1)*time.Hour))
+		if d.Healthy() {
+			t.Error("healthy although Run's loop has not turned for", stallAfter+1, "rounds")
+		}
+	})
 }
