@@ -8,8 +8,10 @@ package dns64conf
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +32,22 @@ const (
 	// so those cost no goroutine and no extra A query; shorter than any
 	// network round trip worth saving.
 	DefaultParallelDelay = 250 * time.Microsecond
+	// DefaultMaxFails is how many consecutive failed health probes take an
+	// instance out of rotation, as in CoreDNS's forward: one lost probe
+	// (a restart, a dropped packet) must not move every client away.
+	DefaultMaxFails = 2
+	// DefaultAnswerCacheSize bounds the answer cache in entries. A
+	// synthesized answer packs to about 100-200 bytes and at most
+	// MaxCachedAnswer, so the default costs 1-2 MiB in practice and at
+	// most about 11 MiB; it is of the order of CoreDNS cache's 9984
+	// entries per kind, so it holds the popular IPv4-only names a resolver
+	// sees.
+	DefaultAnswerCacheSize = 8192
+	// DefaultAnswerCacheMaxTTL caps how long an answer is kept, as cache's
+	// default success TTL cap does.
+	DefaultAnswerCacheMaxTTL = time.Hour
+	// MaxAnswerCacheSize keeps a typo from reserving gigabytes.
+	MaxAnswerCacheSize = 1 << 22
 )
 
 // DefaultExclude is the IPv4-mapped range RFC 6147 §5.1.4 says to treat as
@@ -109,6 +127,14 @@ type Config struct {
 	// ParallelDelay is how long, with parallel_a on, the AAAA lookup may
 	// take before the A lookup is started beside it.
 	ParallelDelay time.Duration
+	// MaxFails is the number of consecutive failed health probes after
+	// which an instance leaves the rotation; 0 never takes it out.
+	MaxFails int
+	// AnswerCacheSize is the answer cache's bound in entries; 0 means
+	// `answer_cache off`.
+	AnswerCacheSize int
+	// AnswerCacheMaxTTL caps how long a cached answer lives.
+	AnswerCacheMaxTTL time.Duration
 }
 
 // SynthesisPrefixes are the prefixes the plugin synthesizes with, in
@@ -150,6 +176,10 @@ func Parse(d *caddyfile.Dispenser, root string) (*Config, error) {
 		Reload:         DefaultReload,
 		HealthInterval: DefaultHealthInterval,
 		HealthTimeout:  DefaultHealthTimeout,
+		MaxFails:       DefaultMaxFails,
+
+		AnswerCacheSize:   DefaultAnswerCacheSize,
+		AnswerCacheMaxTTL: DefaultAnswerCacheMaxTTL,
 	}
 	var prefixes []Prefix
 	excludeSet := false
@@ -267,6 +297,19 @@ func Parse(d *caddyfile.Dispenser, root string) (*Config, error) {
 				c.Mapped = append(c.Mapped, acl...)
 			case "parallel_a":
 				if err := c.parseParallelA(d, args); err != nil {
+					return nil, err
+				}
+			case "max_fails":
+				if len(args) != 1 {
+					return nil, d.Errf("max_fails: want one number, not %q", strings.Join(args, " "))
+				}
+				n, err := strconv.Atoi(args[0])
+				if err != nil || n < 0 {
+					return nil, d.Errf("max_fails: %q is not a number of probes (0 or more)", args[0])
+				}
+				c.MaxFails = n
+			case "answer_cache":
+				if err := c.parseAnswerCache(d, args); err != nil {
 					return nil, err
 				}
 			default:
@@ -393,6 +436,43 @@ func (c *Config) parseParallelA(d *caddyfile.Dispenser, args []string) error {
 		}
 	default:
 		return d.Errf("%s, not %q", want, strings.Join(args, " "))
+	}
+	return nil
+}
+
+// parseAnswerCache reads `answer_cache off` or `answer_cache [SIZE]
+// [MAX_TTL]`; MAX_TTL is a duration (30m) or plain seconds (1800), as
+// cache writes TTLs.
+func (c *Config) parseAnswerCache(d *caddyfile.Dispenser, args []string) error {
+	const want = "answer_cache: want [SIZE] [MAX_TTL] or off"
+	if len(args) == 1 && args[0] == "off" {
+		c.AnswerCacheSize = 0
+		return nil
+	}
+	if len(args) > 2 {
+		return d.Errf("%s, not %q", want, strings.Join(args, " "))
+	}
+	c.AnswerCacheSize, c.AnswerCacheMaxTTL = DefaultAnswerCacheSize, DefaultAnswerCacheMaxTTL
+	if len(args) >= 1 {
+		n, err := strconv.Atoi(args[0])
+		if err != nil || n < 1 || n > MaxAnswerCacheSize {
+			return d.Errf("answer_cache: SIZE %q is not a number of entries from 1 to %d (%s)", args[0], MaxAnswerCacheSize, want)
+		}
+		c.AnswerCacheSize = n
+	}
+	if len(args) == 2 {
+		dur, err := time.ParseDuration(args[1])
+		if err != nil {
+			secs, serr := strconv.Atoi(args[1])
+			if serr != nil || secs > math.MaxInt32 {
+				return d.Errf("answer_cache: MAX_TTL %q is neither a duration nor seconds", args[1])
+			}
+			dur = time.Duration(secs) * time.Second
+		}
+		if dur < time.Second {
+			return d.Errf("answer_cache: MAX_TTL %q is below one second (use off to disable)", args[1])
+		}
+		c.AnswerCacheMaxTTL = dur
 	}
 	return nil
 }

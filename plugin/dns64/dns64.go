@@ -42,6 +42,11 @@ type DNS64 struct {
 	reload         time.Duration
 	healthInterval time.Duration
 	healthTimeout  time.Duration
+	maxFails       int
+	// prober replaces the HTTP health probe in tests; roundDone, when
+	// set, is called after each health round.
+	prober    prober
+	roundDone func()
 
 	set       atomic.Pointer[instanceSet]
 	fileStamp fileStamp
@@ -69,6 +74,7 @@ func newDNS64(cfg *dns64conf.Config) (*DNS64, error) {
 		reload:         cfg.Reload,
 		healthInterval: cfg.HealthInterval,
 		healthTimeout:  cfg.HealthTimeout,
+		maxFails:       cfg.MaxFails,
 	}
 	if cfg.Instances == nil {
 		d.set.Store(setFromPrefixes(cfg.SynthesisPrefixes()))

@@ -51,7 +51,7 @@ var (
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
 		Name:      "instance_healthy",
-		Help:      "1 when the NAT64 instance's /healthz answered 200 in the last round, else 0.",
+		Help:      "1 when the NAT64 instance is in rotation (fewer than max_fails failed /healthz polls in a row), else 0.",
 	}, []string{"instance", "prefix"})
 
 	healthChecksFailed = promauto.NewCounterVec(prometheus.CounterOpts{
