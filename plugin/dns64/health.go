@@ -114,7 +114,7 @@ func (d *DNS64) healthRound(ctx context.Context, probe prober) {
 				} else {
 					log.Warningf("NAT64 instance %s (%s) failed %d health checks in a row at http://%s/healthz; leaving rotation", in.name, in.prefixS, d.maxFails, in.control)
 				}
-				d.healthChanged(set, i)
+				d.healthChanged(i)
 			}
 			v := 0.0
 			if healthy {
@@ -126,9 +126,10 @@ func (d *DNS64) healthRound(ctx context.Context, probe prober) {
 	wg.Wait()
 }
 
-// healthChanged is called when instance i of set entered or left the
-// rotation.
-func (d *DNS64) healthChanged(set *instanceSet, i int) {}
+// healthChanged is called when instance i of the set entered or left the
+// rotation. Were set replaced meanwhile, the reload has purged already and
+// this purge only costs some entries.
+func (d *DNS64) healthChanged(i int) { d.invalidateInstance(i) }
 
 // httpProber probes GET http://CONTROL/healthz: alive when it answers 200.
 func httpProber(client *http.Client) prober {
