@@ -85,6 +85,11 @@ const (
 	// ParallelOff starts the A lookup after an empty AAAA answer, as the
 	// built-in does.
 	ParallelOff
+	// ParallelAuto (the default) starts the A lookup together with the
+	// AAAA lookup for names recently seen without AAAA records, and after
+	// the AAAA answer for all others: synthesized names cost one round
+	// trip, dual-stack names one upstream query.
+	ParallelAuto
 )
 
 // Prefix is a NAT64 prefix written in the Corefile, with its line.
@@ -170,7 +175,7 @@ func WellKnownPrefix() nat64.Prefix {
 // dispenser, so they carry the file and line in CoreDNS's own words.
 func Parse(d *caddyfile.Dispenser, root string) (*Config, error) {
 	c := &Config{
-		ParallelA:      ParallelOn,
+		ParallelA:      ParallelAuto,
 		ParallelDelay:  DefaultParallelDelay,
 		Exclude:        []netip.Prefix{DefaultExclude},
 		Reload:         DefaultReload,
@@ -405,14 +410,20 @@ func parseDuration(d *caddyfile.Dispenser, args []string, zeroOK bool) (time.Dur
 	return dur, nil
 }
 
-// parseParallelA reads `parallel_a on [DELAY]` or `parallel_a off`. DELAY
-// is a Go duration (250us, 2ms), 0 or more; a plain 0 needs no unit.
+// parseParallelA reads `parallel_a auto`, `parallel_a on [DELAY]` or
+// `parallel_a off`. DELAY is a Go duration (250us, 2ms), 0 or more; a
+// plain 0 needs no unit.
 func (c *Config) parseParallelA(d *caddyfile.Dispenser, args []string) error {
-	const want = "parallel_a: want on [DELAY] or off"
+	const want = "parallel_a: want auto, on [DELAY] or off"
 	if len(args) == 0 {
 		return d.Err(want)
 	}
 	switch args[0] {
+	case "auto":
+		if len(args) != 1 {
+			return d.Errf("%s, not %q", want, strings.Join(args, " "))
+		}
+		c.ParallelA = ParallelAuto
 	case "off":
 		if len(args) != 1 {
 			return d.Errf("%s, not %q", want, strings.Join(args, " "))

@@ -128,19 +128,24 @@ type cacheKey struct {
 }
 
 func (c *answerCache) key(q *dns.Question, flags uint8, view uint64) cacheKey {
-	// FNV-1a over the lower-cased name, seeded; collisions only cost a
-	// miss, as an entry is checked against the name it holds.
-	h := c.seed ^ 0xcbf29ce484222325
-	for i := 0; i < len(q.Name); i++ {
-		b := q.Name[i]
+	// Collisions only cost a miss, as an entry is checked against the
+	// name it holds.
+	h := mix64(nameHash(c.seed, q.Name) ^ uint64(q.Qclass)<<8 ^ uint64(flags))
+	h = mix64(h ^ view)
+	return cacheKey{hash: h, name: q.Name, class: q.Qclass, flags: flags, view: view}
+}
+
+// nameHash is FNV-1a over the lower-cased name, seeded.
+func nameHash(seed uint64, name string) uint64 {
+	h := seed ^ 0xcbf29ce484222325
+	for i := 0; i < len(name); i++ {
+		b := name[i]
 		if 'A' <= b && b <= 'Z' {
 			b += 'a' - 'A'
 		}
 		h = (h ^ uint64(b)) * 0x100000001b3
 	}
-	h = mix64(h ^ uint64(q.Qclass)<<8 ^ uint64(flags))
-	h = mix64(h ^ view)
-	return cacheKey{hash: h, name: q.Name, class: q.Qclass, flags: flags, view: view}
+	return h
 }
 
 func (c *answerCache) shard(h uint64) *cacheShard { return &c.shards[h&c.mask] }

@@ -50,6 +50,8 @@ type DNS64 struct {
 
 	// cache holds synthesized answers; nil with answer_cache off.
 	cache *answerCache
+	// v4only: with parallel_a auto, the names recently synthesized.
+	v4only *v4onlyNames
 
 	set       atomic.Pointer[instanceSet]
 	fileStamp fileStamp
@@ -81,6 +83,9 @@ func newDNS64(cfg *dns64conf.Config) (*DNS64, error) {
 	}
 	if cfg.AnswerCacheSize > 0 {
 		d.cache = newAnswerCache(cfg.AnswerCacheSize, cfg.AnswerCacheMaxTTL)
+	}
+	if cfg.ParallelA == dns64conf.ParallelAuto {
+		d.v4only = newV4onlyNames()
 	}
 	if cfg.Instances == nil {
 		d.set.Store(setFromPrefixes(cfg.SynthesisPrefixes()))
@@ -217,7 +222,20 @@ func (d *DNS64) clientAllowed(w dns.ResponseWriter) (netip.Addr, bool) {
 // AAAA records, synthesizes from the A lookup (RFC 6147 §5.1).
 func (d *DNS64) serveAAAA(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, client netip.Addr, q *query) (int, error) {
 	var a *aLookup
-	if d.parallelA == dns64conf.ParallelOn {
+	var nameH uint64
+	switch d.parallelA {
+	case dns64conf.ParallelAuto:
+		// At once for a name last seen without AAAA records, which most
+		// likely needs the A records again; after the AAAA answer for any
+		// other, so a dual-stack name costs one upstream query.
+		nameH = d.v4only.hash(r.Question[0].Name)
+		if d.v4only.seen(nameH) {
+			a = newALookup(w, r)
+			a.refs.Store(2)
+			a.ctx, a.next = ctx, d.Next
+			go a.run()
+		}
+	case dns64conf.ParallelOn:
 		// Hedge: the A lookup starts beside the AAAA lookup once that has
 		// taken parallelDelay, so a slow upstream costs one round trip and
 		// a fast one neither a goroutine nor, for dual-stack names, an A
@@ -254,6 +272,9 @@ func (d *DNS64) serveAAAA(ctx context.Context, w dns.ResponseWriter, r *dns.Msg,
 
 	synth, filtered := d.needsSynthesis(r, aaaa, server)
 	if !synth {
+		if nameH != 0 {
+			d.v4only.forget(nameH)
+		}
 		if a != nil {
 			a.release()
 		}
@@ -293,6 +314,13 @@ func (d *DNS64) serveAAAA(ctx context.Context, w dns.ResponseWriter, r *dns.Msg,
 		ch = d.choose(set, client.As16())
 	}
 	out, n, used := d.synthesize(r, aaaa, aResp, ch, set, server)
+	if nameH != 0 {
+		if n > 0 {
+			d.v4only.remember(nameH)
+		} else {
+			d.v4only.forget(nameH)
+		}
+	}
 	if n == 0 && aResp.Rcode == dns.RcodeSuccess && aaaa != nil && aaaa.Rcode == dns.RcodeSuccess {
 		// No A record either (or none may be mapped): the AAAA NODATA is
 		// the true answer, with its own SOA for negative caching.
