@@ -37,11 +37,11 @@ const (
 	// (a restart, a dropped packet) must not move every client away.
 	DefaultMaxFails = 2
 	// DefaultAnswerCacheSize bounds the answer cache in entries. A
-	// synthesized answer packs to about 100-200 bytes and at most
-	// MaxCachedAnswer, so the default costs 1-2 MiB in practice and at
-	// most about 11 MiB; it is of the order of CoreDNS cache's 9984
-	// entries per kind, so it holds the popular IPv4-only names a resolver
-	// sees.
+	// synthesized answer packs to about 100-250 bytes and is kept only up
+	// to 1232, so with its bookkeeping the default costs 2-5 MiB in
+	// practice and at most about 19 MiB; it is of the order of CoreDNS
+	// cache's 9984 entries per kind, so it holds the popular IPv4-only
+	// names a resolver sees.
 	DefaultAnswerCacheSize = 8192
 	// DefaultAnswerCacheMaxTTL caps how long an answer is kept, as cache's
 	// default success TTL cap does.

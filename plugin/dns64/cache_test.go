@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/miekg/dns"
 )
@@ -327,13 +328,22 @@ func TestAnswerCacheBound(t *testing.T) {
 			}
 		}
 	}
+	// What an entry holds: the answer, its name, the TTL offsets and
+	// values, the struct and its map slot. The README's bound: 2.3 KiB.
+	const entryBound = 2355
 	n, bytes := 0, 0
 	for i := range d.cache.shards {
 		for _, e := range d.cache.shards[i].m {
 			n++
-			bytes += cap(e.wire)
 			if len(e.wire) > maxCachedAnswer {
 				t.Fatalf("entry of %d bytes", len(e.wire))
+			}
+			held := cap(e.wire) + len(e.name) + 2*cap(e.ttlOff) + 4*cap(e.ttls) + int(unsafe.Sizeof(*e)) + 16
+			bytes += held
+			// The worst case: a 1232-byte answer of 255-byte names, each
+			// record 11 bytes at least (a compressed name, no data).
+			if worst := maxCachedAnswer + 255 + 6*(maxCachedAnswer/11) + int(unsafe.Sizeof(*e)) + 16; worst > entryBound || held > worst {
+				t.Fatalf("entry holds %d bytes, worst case %d, bound %d", held, worst, entryBound)
 			}
 		}
 	}
@@ -343,7 +353,7 @@ func TestAnswerCacheBound(t *testing.T) {
 	if got := counterValue(cacheEvictions.WithLabelValues("")) - evictions; got < 100_000-size {
 		t.Errorf("%v evictions for 100000 names into %d entries", got, size)
 	}
-	t.Logf("%d entries, %d bytes of answers (bound %d)", n, bytes, size*maxCachedAnswer)
+	t.Logf("%d entries holding %d bytes (%d each), bound %d", n, bytes, bytes/n, size*entryBound)
 }
 
 // TestAnswerCacheAllocs: a hit allocates nothing in ServeDNS with the wire
