@@ -384,3 +384,62 @@ func TestAnswerCacheAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestAnswerCacheConcurrent runs hits, misses, stores, evictions and
+// health purges at once, for go test -race: every answer must still be a
+// synthesis under one of the prefixes.
+func TestAnswerCacheConcurrent(t *testing.T) {
+	z := newFakeZone(t, zoneRecords...)
+	d := newPlugin(t, "dns64 2001:db8:64::/96 2001:db8:65::/96 {\nanswer_cache 32\n}", z)
+	stop := make(chan struct{})
+	flipped := make(chan struct{})
+	go func() {
+		defer close(flipped)
+		in := d.set.Load().all[0]
+		for {
+			select {
+			case <-stop:
+				in.healthy.Store(true)
+				return
+			default:
+			}
+			in.healthy.Store(!in.healthy.Load())
+			d.invalidateInstance(0)
+		}
+	}()
+	names := []string{"v4.example.org.", "www.example.org.", "short.example.org.", "signed.example.org."}
+	done := make(chan struct{})
+	for g := 0; g < 4; g++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := 0; i < 300; i++ {
+				r := new(dns.Msg)
+				r.SetQuestion(names[i%len(names)], dns.TypeAAAA)
+				if i%3 == 0 {
+					r.SetEdns0(1232, i%2 == 0)
+				}
+				w := newWriter(fmt.Sprintf("2001:db8:1::%x", g*1000+i%50))
+				d.ServeDNS(context.Background(), w, r)
+				got := aaaaStrings(w.msg)
+				if len(got) == 0 {
+					t.Errorf("%s: no synthesis: %v", names[i%len(names)], w.msg)
+					return
+				}
+				for _, a := range got {
+					if !strings.HasPrefix(a, "2001:db8:64::") && !strings.HasPrefix(a, "2001:db8:65::") {
+						t.Errorf("%s: %s", names[i%len(names)], a)
+						return
+					}
+				}
+			}
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		<-done
+	}
+	close(stop)
+	<-flipped
+	if n := d.cache.entries(); n > 32 || int(d.cache.count.Load()) != n {
+		t.Errorf("%d entries (count %d), bound 32", n, d.cache.count.Load())
+	}
+}
