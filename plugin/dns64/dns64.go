@@ -130,28 +130,36 @@ func (d *DNS64) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 		return d.serveIPv4OnlyArpa(ctx, w, r)
 	}
 	var q query
-	if d.cache != nil {
-		q.cached = true
-		// The epoch is read before the instances, see answerCache.epoch.
-		q.epoch = d.cache.epoch.Load()
-		q.set = d.set.Load()
-		q.choice = d.choose(q.set, client.As16())
-		view, ok := d.view(q.set, q.choice)
-		if ok {
-			q.key = d.cache.key(&r.Question[0], cacheFlags(r), view)
-			q.now = d.cache.now()
-			if e := d.cache.get(q.key, q.now); e != nil && d.cache.serveCached(w, r, e, q.now, isUDP(w)) {
-				d.cacheHit(ctx, q, e)
-				return dns.RcodeSuccess, nil
-			}
-			server := metrics.WithServer(ctx)
-			d.cache.missC.get(server, func() prometheus.Counter { return cacheMisses.WithLabelValues(server) }).Inc()
-		} else {
-			q.cached = false
-		}
+	if d.cache != nil && d.serveFromCache(ctx, w, r, client, &q) {
+		return dns.RcodeSuccess, nil
 	}
 	growStack()
 	return d.serveAAAA(ctx, w, r, client, &q)
+}
+
+// serveFromCache answers r from the answer cache if it can. Otherwise it
+// leaves in q what storing the answer will need.
+func (d *DNS64) serveFromCache(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, client netip.Addr, q *query) bool {
+	// The epoch is read before the instances, see answerCache.epoch.
+	q.epoch = d.cache.epoch.Load()
+	q.set = d.set.Load()
+	q.choice = d.choose(q.set, client.As16())
+	view, ok := d.view(q.set, q.choice)
+	if !ok {
+		return false
+	}
+	q.cached = true
+	q.key = d.cache.key(&r.Question[0], cacheFlags(r), view)
+	// The query's arrival, not the answer's: a stored answer's countdown
+	// starts early, never late.
+	q.now = d.cache.now()
+	if e := d.cache.get(q.key, q.now); e != nil && d.cache.serveCached(w, r, e, q.now, isUDP(w)) {
+		d.cacheHit(ctx, *q, e)
+		return true
+	}
+	server := metrics.WithServer(ctx)
+	d.cache.missC.get(server, func() prometheus.Counter { return cacheMisses.WithLabelValues(server) }).Inc()
+	return false
 }
 
 // query is what ServeDNS decided for the answer cache before the lookups.
