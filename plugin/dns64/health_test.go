@@ -313,3 +313,24 @@ func TestHealthLoopMaxFails(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxFailsAcrossReload: a reload keeps an unchanged instance's count
+// of failed probes, so reloading does not reset the hysteresis.
+func TestMaxFailsAcrossReload(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "nat64.toml", instancesTOML("192.0.2.1:8080"))
+	d := newPlugin(t, "dns64 {\ninstances "+file+"\nmax_fails 2\n}", newFakeZone(t, zoneRecords...))
+	p := &scriptedProber{up: map[string]bool{"192.0.2.1:8080": false}}
+	d.healthRound(t.Context(), p.probe)
+	if !d.set.Load().all[0].healthy.Load() {
+		t.Fatal("out after one failed probe")
+	}
+	writeFile(t, dir, "nat64.toml", instancesTOML("192.0.2.1:8080")+"\n# touched\n")
+	if !d.reloadIfChanged() {
+		t.Fatal("no reload")
+	}
+	d.healthRound(t.Context(), p.probe)
+	if d.set.Load().all[0].healthy.Load() {
+		t.Fatal("still in rotation after two failed probes, one before the reload")
+	}
+}
