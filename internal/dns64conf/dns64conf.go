@@ -8,8 +8,10 @@ package dns64conf
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +32,22 @@ const (
 	// so those cost no goroutine and no extra A query; shorter than any
 	// network round trip worth saving.
 	DefaultParallelDelay = 250 * time.Microsecond
+	// DefaultMaxFails is how many consecutive failed health probes take an
+	// instance out of rotation, as in CoreDNS's forward: one lost probe
+	// (a restart, a dropped packet) must not move every client away.
+	DefaultMaxFails = 2
+	// DefaultAnswerCacheSize bounds the answer cache in entries. A
+	// synthesized answer packs to about 100-250 bytes and is kept only up
+	// to 1232, so with its bookkeeping the default costs 2-5 MiB in
+	// practice and at most about 19 MiB; it is of the order of CoreDNS
+	// cache's 9984 entries per kind, so it holds the popular IPv4-only
+	// names a resolver sees.
+	DefaultAnswerCacheSize = 8192
+	// DefaultAnswerCacheMaxTTL caps how long an answer is kept, as cache's
+	// default success TTL cap does.
+	DefaultAnswerCacheMaxTTL = time.Hour
+	// MaxAnswerCacheSize keeps a typo from reserving gigabytes.
+	MaxAnswerCacheSize = 1 << 22
 )
 
 // DefaultExclude is the IPv4-mapped range RFC 6147 §5.1.4 says to treat as
@@ -67,6 +85,11 @@ const (
 	// ParallelOff starts the A lookup after an empty AAAA answer, as the
 	// built-in does.
 	ParallelOff
+	// ParallelAuto (the default) starts the A lookup together with the
+	// AAAA lookup for names recently seen without AAAA records, and after
+	// the AAAA answer for all others: synthesized names cost one round
+	// trip, dual-stack names one upstream query.
+	ParallelAuto
 )
 
 // Prefix is a NAT64 prefix written in the Corefile, with its line.
@@ -109,6 +132,14 @@ type Config struct {
 	// ParallelDelay is how long, with parallel_a on, the AAAA lookup may
 	// take before the A lookup is started beside it.
 	ParallelDelay time.Duration
+	// MaxFails is the number of consecutive failed health probes after
+	// which an instance leaves the rotation; 0 never takes it out.
+	MaxFails int
+	// AnswerCacheSize is the answer cache's bound in entries; 0 means
+	// `answer_cache off`.
+	AnswerCacheSize int
+	// AnswerCacheMaxTTL caps how long a cached answer lives.
+	AnswerCacheMaxTTL time.Duration
 }
 
 // SynthesisPrefixes are the prefixes the plugin synthesizes with, in
@@ -144,12 +175,16 @@ func WellKnownPrefix() nat64.Prefix {
 // dispenser, so they carry the file and line in CoreDNS's own words.
 func Parse(d *caddyfile.Dispenser, root string) (*Config, error) {
 	c := &Config{
-		ParallelA:      ParallelOn,
+		ParallelA:      ParallelAuto,
 		ParallelDelay:  DefaultParallelDelay,
 		Exclude:        []netip.Prefix{DefaultExclude},
 		Reload:         DefaultReload,
 		HealthInterval: DefaultHealthInterval,
 		HealthTimeout:  DefaultHealthTimeout,
+		MaxFails:       DefaultMaxFails,
+
+		AnswerCacheSize:   DefaultAnswerCacheSize,
+		AnswerCacheMaxTTL: DefaultAnswerCacheMaxTTL,
 	}
 	var prefixes []Prefix
 	excludeSet := false
@@ -269,6 +304,19 @@ func Parse(d *caddyfile.Dispenser, root string) (*Config, error) {
 				if err := c.parseParallelA(d, args); err != nil {
 					return nil, err
 				}
+			case "max_fails":
+				if len(args) != 1 {
+					return nil, d.Errf("max_fails: want one number, not %q", strings.Join(args, " "))
+				}
+				n, err := strconv.Atoi(args[0])
+				if err != nil || n < 0 {
+					return nil, d.Errf("max_fails: %q is not a number of probes (0 or more)", args[0])
+				}
+				c.MaxFails = n
+			case "answer_cache":
+				if err := c.parseAnswerCache(d, args); err != nil {
+					return nil, err
+				}
 			default:
 				return nil, d.Errf("unknown property '%s'", opt)
 			}
@@ -362,14 +410,20 @@ func parseDuration(d *caddyfile.Dispenser, args []string, zeroOK bool) (time.Dur
 	return dur, nil
 }
 
-// parseParallelA reads `parallel_a on [DELAY]` or `parallel_a off`. DELAY
-// is a Go duration (250us, 2ms), 0 or more; a plain 0 needs no unit.
+// parseParallelA reads `parallel_a auto`, `parallel_a on [DELAY]` or
+// `parallel_a off`. DELAY is a Go duration (250us, 2ms), 0 or more; a
+// plain 0 needs no unit.
 func (c *Config) parseParallelA(d *caddyfile.Dispenser, args []string) error {
-	const want = "parallel_a: want on [DELAY] or off"
+	const want = "parallel_a: want auto, on [DELAY] or off"
 	if len(args) == 0 {
 		return d.Err(want)
 	}
 	switch args[0] {
+	case "auto":
+		if len(args) != 1 {
+			return d.Errf("%s, not %q", want, strings.Join(args, " "))
+		}
+		c.ParallelA = ParallelAuto
 	case "off":
 		if len(args) != 1 {
 			return d.Errf("%s, not %q", want, strings.Join(args, " "))
@@ -393,6 +447,43 @@ func (c *Config) parseParallelA(d *caddyfile.Dispenser, args []string) error {
 		}
 	default:
 		return d.Errf("%s, not %q", want, strings.Join(args, " "))
+	}
+	return nil
+}
+
+// parseAnswerCache reads `answer_cache off` or `answer_cache [SIZE]
+// [MAX_TTL]`; MAX_TTL is a duration (30m) or plain seconds (1800), as
+// cache writes TTLs.
+func (c *Config) parseAnswerCache(d *caddyfile.Dispenser, args []string) error {
+	const want = "answer_cache: want [SIZE] [MAX_TTL] or off"
+	if len(args) == 1 && args[0] == "off" {
+		c.AnswerCacheSize = 0
+		return nil
+	}
+	if len(args) > 2 {
+		return d.Errf("%s, not %q", want, strings.Join(args, " "))
+	}
+	c.AnswerCacheSize, c.AnswerCacheMaxTTL = DefaultAnswerCacheSize, DefaultAnswerCacheMaxTTL
+	if len(args) >= 1 {
+		n, err := strconv.Atoi(args[0])
+		if err != nil || n < 1 || n > MaxAnswerCacheSize {
+			return d.Errf("answer_cache: SIZE %q is not a number of entries from 1 to %d (%s)", args[0], MaxAnswerCacheSize, want)
+		}
+		c.AnswerCacheSize = n
+	}
+	if len(args) == 2 {
+		dur, err := time.ParseDuration(args[1])
+		if err != nil {
+			secs, serr := strconv.Atoi(args[1])
+			if serr != nil || secs > math.MaxInt32 {
+				return d.Errf("answer_cache: MAX_TTL %q is neither a duration nor seconds", args[1])
+			}
+			dur = time.Duration(secs) * time.Second
+		}
+		if dur < time.Second {
+			return d.Errf("answer_cache: MAX_TTL %q is below one second (use off to disable)", args[1])
+		}
+		c.AnswerCacheMaxTTL = dur
 	}
 	return nil
 }

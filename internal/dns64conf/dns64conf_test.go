@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nat64kit/nat64kit/internal/nat64"
 )
@@ -62,6 +63,12 @@ func TestParseCorefileErrors(t *testing.T) {
 	for _, tc := range []struct{ name, corefile, want string }{
 		{"unknown directive", ". {\n dns46\n}\n", "Unknown directive 'dns46'"},
 		{"prefix with instances", ". {\n dns64 2001:db8:64::/96 {\n  instances x.toml\n }\n}\n", "plugin/dns64: Corefile:3 - Error during parsing: prefix and instances cannot be used together"},
+		{"max_fails negative", ". {\n dns64 {\n  max_fails -1\n }\n}\n", `Corefile:3 - Error during parsing: max_fails: "-1" is not a number of probes`},
+		{"max_fails two args", ". {\n dns64 {\n  max_fails 1 2\n }\n}\n", `Corefile:3 - Error during parsing: max_fails: want one number`},
+		{"answer_cache size", ". {\n dns64 {\n  answer_cache 0\n }\n}\n", `Corefile:3 - Error during parsing: answer_cache: SIZE "0" is not a number of entries`},
+		{"answer_cache ttl", ". {\n dns64 {\n  answer_cache 10 soon\n }\n}\n", `Corefile:3 - Error during parsing: answer_cache: MAX_TTL "soon" is neither`},
+		{"answer_cache short ttl", ". {\n\n dns64 {\n  answer_cache 10 500ms\n }\n}\n", `Corefile:4 - Error during parsing: answer_cache: MAX_TTL "500ms" is below one second`},
+		{"answer_cache args", ". {\n dns64 {\n  answer_cache 1 2 3\n }\n}\n", `Corefile:3 - Error during parsing: answer_cache: want [SIZE] [MAX_TTL] or off`},
 		{"timeout longer than interval", ". {\n dns64 {\n  health_interval 1s\n  health_timeout 2s\n }\n}\n", "health_timeout 2s is longer than health_interval 1s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -73,7 +80,34 @@ func TestParseCorefileErrors(t *testing.T) {
 	}
 }
 
+func TestParseOptions(t *testing.T) {
+	for _, tc := range []struct {
+		block    string
+		maxFails int
+		size     int
+		maxTTL   time.Duration
+	}{
+		{"", DefaultMaxFails, DefaultAnswerCacheSize, DefaultAnswerCacheMaxTTL},
+		{"max_fails 0\nanswer_cache off", 0, 0, DefaultAnswerCacheMaxTTL},
+		{"max_fails 5\nanswer_cache", 5, DefaultAnswerCacheSize, DefaultAnswerCacheMaxTTL},
+		{"answer_cache 100", DefaultMaxFails, 100, DefaultAnswerCacheMaxTTL},
+		{"answer_cache 100 300", DefaultMaxFails, 100, 300 * time.Second},
+		{"answer_cache off\nanswer_cache 7 2m", DefaultMaxFails, 7, 2 * time.Minute},
+	} {
+		blocks, err := ParseCorefile("Corefile", []byte(". {\n dns64 {\n"+tc.block+"\n }\n}\n"), t.TempDir())
+		if err != nil {
+			t.Fatalf("%q: %v", tc.block, err)
+		}
+		c := blocks[0].DNS64
+		if c.MaxFails != tc.maxFails || c.AnswerCacheSize != tc.size || c.AnswerCacheMaxTTL != tc.maxTTL {
+			t.Errorf("%q: max_fails %d, answer_cache %d %v; want %d, %d %v", tc.block, c.MaxFails, c.AnswerCacheSize, c.AnswerCacheMaxTTL, tc.maxFails, tc.size, tc.maxTTL)
+		}
+	}
+}
+
 func FuzzParseCorefile(f *testing.F) {
+	f.Add([]byte(". {\n dns64 {\n  max_fails 3\n  answer_cache 100 30s\n }\n}\n"))
+	f.Add([]byte(". {\n dns64 {\n  answer_cache off\n }\n}\n"))
 	f.Add([]byte(". {\n dns64 64:ff9b:1::/96 {\n  prefix 2001:db8:64::/96\n  balance all\n }\n}\n"))
 	f.Add([]byte("(s) {\n dns64 {\n  clients !10.0.0.0/8\n  parallel_a on 1ms\n }\n}\na. b. {\n import s\n}\n"))
 	dir := f.TempDir()
@@ -85,6 +119,9 @@ func FuzzParseCorefile(f *testing.F) {
 		for _, b := range blocks {
 			if b.DNS64 == nil {
 				continue
+			}
+			if c := b.DNS64; c.MaxFails < 0 || c.AnswerCacheSize < 0 || c.AnswerCacheSize > MaxAnswerCacheSize || c.AnswerCacheMaxTTL < time.Second {
+				t.Fatalf("bad options accepted: max_fails %d, answer_cache %d %v", c.MaxFails, c.AnswerCacheSize, c.AnswerCacheMaxTTL)
 			}
 			ps := b.DNS64.SynthesisPrefixes()
 			if len(ps) == 0 {

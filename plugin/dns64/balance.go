@@ -22,7 +22,10 @@ type instance struct {
 	control string // host:port; "" means always healthy
 	seed    uint64 // per-name hash seed for rendezvous hashing
 	healthy atomic.Bool
-	synthC  counterCache // synthesized_total child for this instance
+	// fails counts consecutive failed probes; only the health loop
+	// touches it, atomically because each probe runs in its own goroutine.
+	fails  atomic.Int32
+	synthC counterCache // synthesized_total child for this instance
 }
 
 // instanceSet is the immutable list of instances of one config generation;
@@ -87,6 +90,7 @@ func (s *instanceSet) inheritHealth(old *instanceSet) {
 		for _, o := range old.all {
 			if o.name == n.name && o.control == n.control {
 				n.healthy.Store(o.healthy.Load())
+				n.fails.Store(o.fails.Load())
 			}
 		}
 	}

@@ -43,6 +43,7 @@ func newStaticUpstream(tb testing.TB) *staticUpstream {
 
 func benchServe(b *testing.B, corefile string, up *staticUpstream, qtype uint16) {
 	c := newPlugin(b, corefile, nil)
+	c.cache = nil // the lookups and the synthesis are measured, every time
 	c.Next = up
 	r := new(dns.Msg)
 	r.SetQuestion("v4.example.org.", qtype)
@@ -59,8 +60,10 @@ func benchServe(b *testing.B, corefile string, up *staticUpstream, qtype uint16)
 }
 
 // parallelModes are the parallel_a settings the benchmarks compare: the
-// default (on, 250µs), the goroutine at once (on 0), and sequential (off).
+// default (auto: at once for names seen without AAAA, else in turn), the
+// hedge (on, 250µs), the goroutine at once (on 0), and sequential (off).
 var parallelModes = []struct{ name, opt string }{
+	{"parallel_a=auto", "parallel_a auto"},
 	{"parallel_a=on", "parallel_a on"},
 	{"parallel_a=on_0", "parallel_a on 0"},
 	{"parallel_a=off", "parallel_a off"},
@@ -112,11 +115,11 @@ func BenchmarkSlowUpstream(b *testing.B) {
 // made once per pooled lookup, not per query).
 func TestSynthAllocs(t *testing.T) {
 	for _, m := range parallelModes {
-		if m.opt == "parallel_a on 0" {
+		if m.opt == "parallel_a on 0" || m.opt == "parallel_a auto" {
 			continue // a goroutine per query: measured by the benchmark only
 		}
 		t.Run(m.name, func(t *testing.T) {
-			d := newPlugin(t, "dns64 2001:db8:64::/96 {\n"+m.opt+"\n}", nil)
+			d := newPlugin(t, "dns64 2001:db8:64::/96 {\n"+m.opt+"\nanswer_cache off\n}", nil)
 			d.Next = newStaticUpstream(t)
 			r := new(dns.Msg)
 			r.SetQuestion("v4.example.org.", dns.TypeAAAA)
@@ -130,6 +133,65 @@ func TestSynthAllocs(t *testing.T) {
 				t.Errorf("%.0f allocations per synthesized answer, budget %d", allocs, budget)
 			}
 			t.Logf("%.0f allocations per synthesized answer", allocs)
+		})
+	}
+}
+
+// packingWriter does what the server's writer does with an answer: a
+// message is packed, bytes are sent as they are (here: copied to buf).
+type packingWriter struct {
+	writer
+	buf []byte
+}
+
+func (w *packingWriter) WriteMsg(m *dns.Msg) error {
+	b, err := m.PackBuffer(w.buf[:cap(w.buf)])
+	w.buf = b
+	w.n++
+	return err
+}
+
+func (w *packingWriter) Write(b []byte) (int, error) {
+	w.buf = append(w.buf[:0], b...)
+	w.n++
+	return len(b), nil
+}
+
+// BenchmarkServeDNSCacheHit is a repeated synthesized answer: from the
+// cache in wire form (patched copy, the default), from the cache as a
+// *dns.Msg (deep copy, packed by the writer), and without the cache (both
+// lookups and the synthesis each time). The writer packs messages as the
+// server's does, so the three pay for the same bytes on the wire.
+func BenchmarkServeDNSCacheHit(b *testing.B) {
+	for _, tc := range []struct {
+		name, opt string
+		wire      bool
+	}{
+		{"cache=wire", "answer_cache", true},
+		{"cache=msg", "answer_cache", false},
+		{"cache=off", "answer_cache off", false},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			d := newPlugin(b, "dns64 2001:db8:64::/96 {\nparallel_a off\n"+tc.opt+"\n}", nil)
+			d.Next = newStaticUpstream(b)
+			if d.cache != nil {
+				d.cache.wire = tc.wire
+			}
+			r := new(dns.Msg)
+			r.SetQuestion("v4.example.org.", dns.TypeAAAA)
+			r.SetEdns0(1232, false)
+			w := &packingWriter{writer: *newWriter(client6), buf: make([]byte, 0, 512)}
+			ctx := context.Background()
+			d.ServeDNS(ctx, w, r)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				d.ServeDNS(ctx, w, r)
+			}
+			b.StopTimer()
+			if len(w.buf) == 0 {
+				b.Fatal("no answer")
+			}
 		})
 	}
 }

@@ -42,6 +42,16 @@ type DNS64 struct {
 	reload         time.Duration
 	healthInterval time.Duration
 	healthTimeout  time.Duration
+	maxFails       int
+	// prober replaces the HTTP health probe in tests; roundDone, when
+	// set, is called after each health round.
+	prober    prober
+	roundDone func()
+
+	// cache holds synthesized answers; nil with answer_cache off.
+	cache *answerCache
+	// v4only: with parallel_a auto, the names recently synthesized.
+	v4only *v4onlyNames
 
 	set       atomic.Pointer[instanceSet]
 	fileStamp fileStamp
@@ -69,6 +79,13 @@ func newDNS64(cfg *dns64conf.Config) (*DNS64, error) {
 		reload:         cfg.Reload,
 		healthInterval: cfg.HealthInterval,
 		healthTimeout:  cfg.HealthTimeout,
+		maxFails:       cfg.MaxFails,
+	}
+	if cfg.AnswerCacheSize > 0 {
+		d.cache = newAnswerCache(cfg.AnswerCacheSize, cfg.AnswerCacheMaxTTL)
+	}
+	if cfg.ParallelA == dns64conf.ParallelAuto {
+		d.v4only = newV4onlyNames()
 	}
 	if cfg.Instances == nil {
 		d.set.Store(setFromPrefixes(cfg.SynthesisPrefixes()))
@@ -112,8 +129,58 @@ func (d *DNS64) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 	if isIPv4OnlyArpa(r.Question[0].Name) {
 		return d.serveIPv4OnlyArpa(ctx, w, r)
 	}
+	var q query
+	if d.cache != nil && d.serveFromCache(ctx, w, r, client, &q) {
+		return dns.RcodeSuccess, nil
+	}
 	growStack()
-	return d.serveAAAA(ctx, w, r, client)
+	return d.serveAAAA(ctx, w, r, client, &q)
+}
+
+// serveFromCache answers r from the answer cache if it can. Otherwise it
+// leaves in q what storing the answer will need.
+func (d *DNS64) serveFromCache(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, client netip.Addr, q *query) bool {
+	// The epoch is read before the instances, see answerCache.epoch.
+	q.epoch = d.cache.epoch.Load()
+	q.set = d.set.Load()
+	q.choice = d.choose(q.set, client.As16())
+	view, ok := d.view(q.set, q.choice)
+	if !ok {
+		return false
+	}
+	q.cached = true
+	q.key = d.cache.key(&r.Question[0], cacheFlags(r), view)
+	// The query's arrival, not the answer's: a stored answer's countdown
+	// starts early, never late.
+	q.now = d.cache.now()
+	if e := d.cache.get(q.key, q.now); e != nil && d.cache.serveCached(w, r, e, q.now, isUDP(w)) {
+		d.cacheHit(ctx, *q, e)
+		return true
+	}
+	server := metrics.WithServer(ctx)
+	d.cache.missC.get(server, func() prometheus.Counter { return cacheMisses.WithLabelValues(server) }).Inc()
+	return false
+}
+
+// query is what ServeDNS decided for the answer cache before the lookups.
+type query struct {
+	cached bool // the answer may be stored under key
+	key    cacheKey
+	now    int64
+	epoch  uint64
+	set    *instanceSet // the instances choice was made from
+	choice choice
+}
+
+// cacheHit counts an answer served from the cache as a synthesized one.
+func (d *DNS64) cacheHit(ctx context.Context, q query, e *cacheEntry) {
+	server := metrics.WithServer(ctx)
+	d.cache.hitC.get(server, func() prometheus.Counter { return cacheHits.WithLabelValues(server) }).Inc()
+	d.translatedC.get(server, func() prometheus.Counter { return translated.WithLabelValues(server) }).Inc()
+	if q.choice.fallback {
+		fallbacks.WithLabelValues(server).Inc()
+	}
+	d.countSynthesized(q.set, e.used, server)
 }
 
 // growStack makes the goroutine's stack big enough, here where it is
@@ -161,9 +228,22 @@ func (d *DNS64) clientAllowed(w dns.ResponseWriter) (netip.Addr, bool) {
 
 // serveAAAA runs the AAAA lookup and, when it comes back without usable
 // AAAA records, synthesizes from the A lookup (RFC 6147 §5.1).
-func (d *DNS64) serveAAAA(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, client netip.Addr) (int, error) {
+func (d *DNS64) serveAAAA(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, client netip.Addr, q *query) (int, error) {
 	var a *aLookup
-	if d.parallelA == dns64conf.ParallelOn {
+	var nameH uint64
+	switch d.parallelA {
+	case dns64conf.ParallelAuto:
+		// At once for a name last seen without AAAA records, which most
+		// likely needs the A records again; after the AAAA answer for any
+		// other, so a dual-stack name costs one upstream query.
+		nameH = d.v4only.hash(r.Question[0].Name)
+		if d.v4only.seen(nameH) {
+			a = newALookup(w, r)
+			a.refs.Store(2)
+			a.ctx, a.next = ctx, d.Next
+			go a.run()
+		}
+	case dns64conf.ParallelOn:
 		// Hedge: the A lookup starts beside the AAAA lookup once that has
 		// taken parallelDelay, so a slow upstream costs one round trip and
 		// a fast one neither a goroutine nor, for dual-stack names, an A
@@ -198,9 +278,11 @@ func (d *DNS64) serveAAAA(ctx context.Context, w dns.ResponseWriter, r *dns.Msg,
 		return rc, err
 	}
 
-	set := d.set.Load()
 	synth, filtered := d.needsSynthesis(r, aaaa, server)
 	if !synth {
+		if nameH != 0 {
+			d.v4only.forget(nameH)
+		}
 		if a != nil {
 			a.release()
 		}
@@ -234,7 +316,19 @@ func (d *DNS64) serveAAAA(ctx context.Context, w dns.ResponseWriter, r *dns.Msg,
 		return aRc, aErr
 	}
 
-	out, n := d.synthesize(r, aaaa, aResp, client, set, server)
+	set, ch := q.set, q.choice
+	if set == nil {
+		set = d.set.Load()
+		ch = d.choose(set, client.As16())
+	}
+	out, n, used := d.synthesize(r, aaaa, aResp, ch, set, server)
+	if nameH != 0 {
+		if n > 0 {
+			d.v4only.remember(nameH)
+		} else {
+			d.v4only.forget(nameH)
+		}
+	}
 	if n == 0 && aResp.Rcode == dns.RcodeSuccess && aaaa != nil && aaaa.Rcode == dns.RcodeSuccess {
 		// No A record either (or none may be mapped): the AAAA NODATA is
 		// the true answer, with its own SOA for negative caching.
@@ -244,9 +338,32 @@ func (d *DNS64) serveAAAA(ctx context.Context, w dns.ResponseWriter, r *dns.Msg,
 	}
 	if n > 0 {
 		d.translatedC.get(server, func() prometheus.Counter { return translated.WithLabelValues(server) }).Inc()
+		if q.cached && out.Rcode == dns.RcodeSuccess && !out.Truncated {
+			// Packed before WriteMsg: the server's writer trims the message
+			// to the client's buffer in place.
+			d.store(server, q, out, used)
+		}
 	}
 	w.WriteMsg(out)
 	return dns.RcodeSuccess, nil
+}
+
+// store keeps a synthesized answer, unless the instances it was built from
+// changed meanwhile.
+func (d *DNS64) store(server string, q *query, out *dns.Msg, used uint64) {
+	c := d.cache
+	e := c.newCacheEntry(q.key, out, used, q.now)
+	if e == nil {
+		return
+	}
+	if c.entriesG.Load() == nil {
+		g := cacheEntries.WithLabelValues(server)
+		c.entriesG.CompareAndSwap(nil, &g)
+	}
+	if c.put(e, q.epoch, func() bool { return d.set.Load() == q.set }) {
+		c.evictC.get(server, func() prometheus.Counter { return cacheEvictions.WithLabelValues(server) }).Inc()
+	}
+	c.setGauge()
 }
 
 func (d *DNS64) passed(server string) prometheus.Counter {

@@ -172,7 +172,7 @@ func TestTTL(t *testing.T) {
 }
 
 func TestALookupResult(t *testing.T) {
-	for _, parallel := range []string{"on", "on 0", "off"} {
+	for _, parallel := range []string{"auto", "on", "on 0", "off"} {
 		t.Run("parallel_a "+parallel, func(t *testing.T) {
 			z := newFakeZone(t, zoneRecords...)
 			d := newPlugin(t, "dns64 2001:db8:64::/96 {\nparallel_a "+parallel+"\n}", z)
@@ -315,8 +315,8 @@ func TestWellKnownPrefixGlobalOnly(t *testing.T) {
 // upstream while the AAAA query is still unanswered (the fake upstream
 // holds the AAAA answer until it has seen the A query), whatever the delay.
 func TestParallelAStartsEarly(t *testing.T) {
-	for _, opt := range []string{"", "parallel_a on", "parallel_a on 0", "parallel_a on 1ms"} {
-		t.Run(cmp.Or(opt, "default"), func(t *testing.T) {
+	for _, opt := range []string{"parallel_a on", "parallel_a on 0", "parallel_a on 1ms"} {
+		t.Run(opt, func(t *testing.T) {
 			z := newFakeZone(t, zoneRecords...)
 			aSeen := make(chan struct{})
 			var once sync.Once
@@ -360,7 +360,8 @@ func TestParallelASlowUpstream(t *testing.T) {
 		opt     string
 		oneTrip bool
 	}{
-		{"", true}, {"parallel_a on 0", true}, {"parallel_a on 5ms", true}, {"parallel_a off", false},
+		{"parallel_a on", true}, {"parallel_a on 0", true}, {"parallel_a on 5ms", true}, {"parallel_a off", false},
+		{"", false}, // auto: a name never seen before is asked in turn
 	} {
 		t.Run(cmp.Or(tc.opt, "default"), func(t *testing.T) {
 			best := time.Hour
@@ -397,8 +398,8 @@ func TestParallelASlowUpstream(t *testing.T) {
 	}
 }
 
-// TestParallelAFastUpstream: with the default delay, a dual-stack name
-// answered faster than the delay costs no A query. The timer cannot fire
+// TestParallelAFastUpstream: with parallel_a on and the default delay, a
+// dual-stack name answered faster than the delay costs no A query. The timer cannot fire
 // before the delay has passed, so an A query is allowed only for a query
 // that took at least that long (a preempted test on a loaded machine).
 func TestParallelAFastUpstream(t *testing.T) {
@@ -410,7 +411,7 @@ func TestParallelAFastUpstream(t *testing.T) {
 			fmt.Sprintf("d%d.example.org. 3600 IN AAAA 2001:db8:5::%d", i, i+1))
 	}
 	z := newFakeZone(t, records...)
-	d := newPlugin(t, "dns64 2001:db8:64::/96", z)
+	d := newPlugin(t, "dns64 2001:db8:64::/96 {\nparallel_a on\n}", z)
 	took := map[string]time.Duration{}
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("d%d.example.org.", i)
@@ -454,7 +455,7 @@ func TestParallelAFastUpstream(t *testing.T) {
 // fired and lookup claimed, goroutine started; result used or abandoned)
 // runs against the pooled lookups; meant for go test -race.
 func TestParallelAConcurrent(t *testing.T) {
-	for _, opt := range []string{"parallel_a on 50us", "parallel_a on 0", "parallel_a on", "parallel_a off"} {
+	for _, opt := range []string{"parallel_a on 50us", "parallel_a on 0", "parallel_a on", "parallel_a off", "parallel_a auto"} {
 		t.Run(opt, func(t *testing.T) {
 			z := newFakeZone(t, zoneRecords...)
 			var calls atomic.Int64
@@ -572,5 +573,89 @@ func TestNonQueryPassesThrough(t *testing.T) {
 	}
 	if !strings.HasPrefix(z.queries()[0], "v4.example.org") {
 		t.Errorf("queries %v", z.queries())
+	}
+}
+
+// TestParallelAAuto: the default starts the A lookup at once only for a
+// name last seen without AAAA records. Counted at a fake upstream, no
+// clock: a name seen for the first time is asked in turn (AAAA, then A),
+// the second time both at once (the upstream holds the AAAA answer until
+// the A query has arrived); dual-stack names cost one query each, every
+// time; a name that gains an AAAA record costs one A query for nothing,
+// once.
+func TestParallelAAuto(t *testing.T) {
+	z := newFakeZone(t, zoneRecords...)
+	var holdAAAA atomic.Bool
+	aSeen := make(chan string, 16)
+	z.hook = func(q dns.Question) {
+		switch q.Qtype {
+		case dns.TypeA:
+			aSeen <- q.Name
+		case dns.TypeAAAA:
+			if holdAAAA.Load() {
+				select {
+				case n := <-aSeen:
+					if !strings.EqualFold(n, q.Name) {
+						t.Errorf("A query for %s while asking %s", n, q.Name)
+					}
+				case <-time.After(5 * time.Second):
+					t.Error("the A query did not start before the AAAA answer")
+				}
+			}
+		}
+	}
+	// Without the answer cache, so every query reaches the upstream.
+	d := newPlugin(t, "dns64 2001:db8:64::/96 {\nanswer_cache off\n}", z)
+	reset := func() {
+		z.mu.Lock()
+		z.seen = nil
+		z.mu.Unlock()
+	}
+
+	if got := aaaaStrings(ask(t, d, client6, "v4.example.org", dns.TypeAAAA)); len(got) != 2 {
+		t.Fatalf("got %v", got)
+	}
+	<-aSeen
+	if q := z.queries(); !slices.Equal(q, []string{"v4.example.org./AAAA", "v4.example.org./A"}) {
+		t.Fatalf("first time: queries %v, want AAAA then A", q)
+	}
+	reset()
+	holdAAAA.Store(true)
+	for i := 0; i < 3; i++ {
+		if got := aaaaStrings(ask(t, d, client6, "V4.example.org", dns.TypeAAAA)); len(got) != 2 {
+			t.Fatalf("got %v", got)
+		}
+	}
+	if n := len(z.queries()); n != 6 {
+		t.Fatalf("%d upstream queries for 3 answers, want 6", n)
+	}
+	holdAAAA.Store(false)
+
+	reset()
+	for i := 0; i < 100; i++ {
+		if got := aaaaStrings(ask(t, d, client6, "both.example.org", dns.TypeAAAA)); len(got) != 1 {
+			t.Fatalf("got %v", got)
+		}
+	}
+	if n := len(z.queries()); n != 100 {
+		t.Fatalf("%d upstream queries for 100 dual-stack answers, want 100", n)
+	}
+
+	// v4.example.org gains an AAAA record: the next answer may cost the A
+	// query started for nothing (held here until it is sent; without the
+	// hold the handler often takes the lookup back before it goes out),
+	// the following ones only the AAAA query.
+	z.mu.Lock()
+	z.add(mustRR(t, "v4.example.org. 3600 IN AAAA 2001:db8:4::1"))
+	z.mu.Unlock()
+	reset()
+	for i := 0; i < 3; i++ {
+		holdAAAA.Store(i == 0)
+		if got := aaaaStrings(ask(t, d, client6, "v4.example.org", dns.TypeAAAA)); !slices.Equal(got, []string{"2001:db8:4::1"}) {
+			t.Fatalf("got %v", got)
+		}
+	}
+	if n := len(z.queries()); n != 4 {
+		t.Fatalf("%d upstream queries for 3 answers after the name gained AAAA, want 4: %v", n, z.queries())
 	}
 }

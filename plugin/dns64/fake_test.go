@@ -2,7 +2,9 @@ package dns64
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -124,7 +126,16 @@ func newWriter(client string) *writer {
 func (w *writer) LocalAddr() net.Addr       { return &net.UDPAddr{IP: net.IPv6loopback, Port: 53} }
 func (w *writer) RemoteAddr() net.Addr      { return w.remote }
 func (w *writer) WriteMsg(m *dns.Msg) error { w.msg = m; w.n++; return nil }
+
+// Write is how a cached answer arrives: it is unpacked so tests see it as
+// any other.
 func (w *writer) Write(b []byte) (int, error) {
+	m := new(dns.Msg)
+	if err := m.Unpack(b); err != nil {
+		return 0, err
+	}
+	w.msg = m
+	w.n++
 	return len(b), nil
 }
 func (w *writer) Close() error        { return nil }
@@ -145,6 +156,9 @@ func newPlugin(t testing.TB, corefile string, next *fakeZone) *DNS64 {
 	d, err := parse(c)
 	if err != nil {
 		t.Fatalf("parse %q: %v", corefile, err)
+	}
+	if answerCacheOff && !strings.Contains(corefile, "answer_cache") {
+		d.cache = nil
 	}
 	d.Next = next
 	return d
@@ -170,7 +184,80 @@ func ask(t testing.TB, d *DNS64, client, name string, qtype uint16, tweak ...fun
 	if w.n != 1 {
 		t.Fatalf("%d messages written", w.n)
 	}
+	checkCached(t, d, client, r, w.msg)
 	return w.msg
+}
+
+// checkCached: when the answer cache now holds an answer for r, it must be
+// the answer just given. Served through serveCached, not ServeDNS, so no
+// metric moves and no test sees an extra query.
+func checkCached(t testing.TB, d *DNS64, client string, r, got *dns.Msg) {
+	t.Helper()
+	if d.cache == nil || len(r.Question) != 1 || r.Question[0].Qtype != dns.TypeAAAA || r.Question[0].Qclass != dns.ClassINET {
+		return
+	}
+	if _, ok := d.clientAllowed(newWriter(client)); !ok {
+		return
+	}
+	set := d.set.Load()
+	addr, _ := netip.ParseAddr(client)
+	view, ok := d.view(set, d.choose(set, addr.Unmap().As16()))
+	if !ok {
+		return
+	}
+	now := d.cache.now()
+	e := d.cache.get(d.cache.key(&r.Question[0], cacheFlags(r), view), now)
+	if e == nil {
+		return
+	}
+	w := newWriter(client)
+	if !d.cache.serveCached(w, r, e, now, true) {
+		return // too big for the client's buffer: not served from the cache
+	}
+	if a, b := comparable(t, got), comparable(t, w.msg); a != b {
+		t.Errorf("cached answer differs from the answer given:\n%s\ncached:\n%s", a, b)
+	}
+	if hasOPT, want := w.msg.IsEdns0() != nil, r.IsEdns0() != nil; hasOPT != want {
+		t.Errorf("cached answer has OPT %v, the query %v", hasOPT, want)
+	}
+}
+
+// comparable is m as the client would read it, without the OPT record
+// (the server rewrites that per client) and with TTLs within a second
+// (the cache counts whole seconds).
+func comparable(t testing.TB, m *dns.Msg) string {
+	s, ok := comparableOK(m)
+	if !ok {
+		t.Fatalf("answer does not pack and unpack: %v", m)
+	}
+	return s
+}
+
+func comparableOK(m *dns.Msg) (string, bool) {
+	b, err := m.Pack()
+	if err != nil {
+		return "", false
+	}
+	var c dns.Msg
+	if err := c.Unpack(b); err != nil {
+		return "", false
+	}
+	var out strings.Builder
+	fmt.Fprintf(&out, "%v\n", c.MsgHdr)
+	for _, q := range c.Question {
+		fmt.Fprintf(&out, "%s\n", q.String())
+	}
+	for _, sec := range [][]dns.RR{c.Answer, c.Ns, c.Extra} {
+		for _, rr := range sec {
+			if rr.Header().Rrtype == dns.TypeOPT {
+				continue
+			}
+			rr.Header().Ttl /= 2 // a second passed between the two is fine
+			fmt.Fprintf(&out, "%s\n", rr.String())
+		}
+		out.WriteString("--\n")
+	}
+	return out.String(), true
 }
 
 func aaaaStrings(m *dns.Msg) []string {

@@ -47,18 +47,25 @@ func (d *DNS64) healthLoop(stop <-chan struct{}) {
 		case <-ctx.Done():
 		}
 	}()
-	client := &http.Client{
-		Timeout: d.healthTimeout,
-		// No proxy from the environment: control addresses are local.
-		Transport: &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: 2 * d.healthInterval},
+	probe := d.prober
+	if probe == nil {
+		client := &http.Client{
+			Timeout: d.healthTimeout,
+			// No proxy from the environment: control addresses are local.
+			Transport: &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: 2 * d.healthInterval},
+		}
+		defer client.CloseIdleConnections()
+		probe = httpProber(client)
 	}
-	defer client.CloseIdleConnections()
 
 	ticker := time.NewTicker(d.healthInterval)
 	defer ticker.Stop()
 	for {
-		d.healthRound(ctx, client)
+		d.healthRound(ctx, probe)
 		d.ready.Store(true)
+		if d.roundDone != nil {
+			d.roundDone()
+		}
 		select {
 		case <-stop:
 			return
@@ -68,44 +75,68 @@ func (d *DNS64) healthLoop(stop <-chan struct{}) {
 	}
 }
 
+// prober asks one instance's control address whether it is alive.
+type prober func(ctx context.Context, control string) bool
+
 // healthRound polls every instance that has a control address, in
-// parallel, and updates its health.
-func (d *DNS64) healthRound(ctx context.Context, client *http.Client) {
+// parallel, and updates its health: an instance leaves the rotation after
+// maxFails consecutive failed probes (never when maxFails is 0) and comes
+// back after one success.
+func (d *DNS64) healthRound(ctx context.Context, probe prober) {
 	set := d.set.Load()
 	var wg sync.WaitGroup
-	for _, in := range set.all {
+	for i, in := range set.all {
 		if in.control == "" {
 			instanceHealthy.WithLabelValues(in.name, in.prefixS).Set(1)
 			continue
 		}
 		wg.Add(1)
-		go func(in *instance) {
+		go func(i int, in *instance) {
 			defer wg.Done()
-			ok := probe(ctx, client, in.control)
+			ok := probe(ctx, in.control)
 			if ctx.Err() != nil {
 				return // shutting down: not the instance's fault
 			}
-			if !ok {
+			healthy := true
+			if ok {
+				in.fails.Store(0)
+			} else {
 				healthChecksFailed.WithLabelValues(in.name).Inc()
-			}
-			if was := in.healthy.Swap(ok); was != ok {
-				if ok {
-					log.Infof("NAT64 instance %s (%s) is healthy again", in.name, in.prefixS)
-				} else {
-					log.Warningf("NAT64 instance %s (%s) failed its health check at http://%s/healthz; leaving rotation", in.name, in.prefixS, in.control)
+				n := int(in.fails.Add(1))
+				healthy = d.maxFails == 0 || n < d.maxFails
+				if healthy {
+					log.Warningf("NAT64 instance %s (%s) failed health check %d at http://%s/healthz (out of rotation after %d)", in.name, in.prefixS, n, in.control, d.maxFails)
 				}
 			}
+			if was := in.healthy.Swap(healthy); was != healthy {
+				if healthy {
+					log.Infof("NAT64 instance %s (%s) is healthy again", in.name, in.prefixS)
+				} else {
+					log.Warningf("NAT64 instance %s (%s) failed %d health checks in a row at http://%s/healthz; leaving rotation", in.name, in.prefixS, d.maxFails, in.control)
+				}
+				d.healthChanged(i)
+			}
 			v := 0.0
-			if ok {
+			if healthy {
 				v = 1
 			}
 			instanceHealthy.WithLabelValues(in.name, in.prefixS).Set(v)
-		}(in)
+		}(i, in)
 	}
 	wg.Wait()
 }
 
-func probe(ctx context.Context, client *http.Client, control string) bool {
+// healthChanged is called when instance i of the set entered or left the
+// rotation. Were set replaced meanwhile, the reload has purged already and
+// this purge only costs some entries.
+func (d *DNS64) healthChanged(i int) { d.invalidateInstance(i) }
+
+// httpProber probes GET http://CONTROL/healthz: alive when it answers 200.
+func httpProber(client *http.Client) prober {
+	return func(ctx context.Context, control string) bool { return probeHTTP(ctx, client, control) }
+}
+
+func probeHTTP(ctx context.Context, client *http.Client, control string) bool {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+control+"/healthz", nil)
 	if err != nil {
 		return false

@@ -1,11 +1,14 @@
 package dns64
 
 import (
+	"cmp"
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -187,4 +190,147 @@ func counterValue(c prometheus.Counter) float64 {
 		panic(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// scriptedProber answers probes with the result the test set for each
+// control address.
+type scriptedProber struct {
+	mu sync.Mutex
+	up map[string]bool
+}
+
+func (p *scriptedProber) set(control string, up bool) {
+	p.mu.Lock()
+	p.up[control] = up
+	p.mu.Unlock()
+}
+
+func (p *scriptedProber) probe(_ context.Context, control string) bool {
+	p.mu.Lock()
+	up := p.up[control]
+	p.mu.Unlock()
+	return up
+}
+
+// TestHealthMaxFails: an instance leaves the rotation only after max_fails
+// consecutive failed probes, and comes back after one success; max_fails 0
+// never takes it out. Rounds are run directly, with an injected prober.
+func TestHealthMaxFails(t *testing.T) {
+	for _, tc := range []struct {
+		opt      string
+		maxFails int // 0: never out
+	}{
+		{"", 2}, {"max_fails 1", 1}, {"max_fails 3", 3}, {"max_fails 0", 0},
+	} {
+		t.Run(cmp.Or(tc.opt, "default"), func(t *testing.T) {
+			file := writeFile(t, t.TempDir(), "nat64.toml", instancesTOML("192.0.2.1:8080", "192.0.2.2:8080"))
+			d := newPlugin(t, "dns64 {\ninstances "+file+"\n"+tc.opt+"\n}", newFakeZone(t, zoneRecords...))
+			p := &scriptedProber{up: map[string]bool{"192.0.2.1:8080": true, "192.0.2.2:8080": true}}
+			ctx := t.Context()
+			a := d.set.Load().all[0]
+			failed := counterValue(healthChecksFailed.WithLabelValues(a.name))
+
+			d.healthRound(ctx, p.probe)
+			if !a.healthy.Load() {
+				t.Fatal("healthy instance out of rotation")
+			}
+			p.set("192.0.2.1:8080", false)
+			rounds := tc.maxFails
+			if rounds == 0 {
+				rounds = 10
+			}
+			for i := 1; i <= rounds; i++ {
+				d.healthRound(ctx, p.probe)
+				wantHealthy := tc.maxFails == 0 || i < tc.maxFails
+				if a.healthy.Load() != wantHealthy {
+					t.Fatalf("after %d failed probes: healthy %v, want %v", i, a.healthy.Load(), wantHealthy)
+				}
+				if !d.set.Load().all[1].healthy.Load() {
+					t.Fatal("the other instance left the rotation")
+				}
+			}
+			if got := counterValue(healthChecksFailed.WithLabelValues(a.name)) - failed; got != float64(rounds) {
+				t.Errorf("health_checks_failed_total grew by %v, want %d", got, rounds)
+			}
+			// One success brings it back, and resets the count: a single
+			// later failure does not eject it again (unless max_fails 1).
+			p.set("192.0.2.1:8080", true)
+			d.healthRound(ctx, p.probe)
+			if !a.healthy.Load() {
+				t.Fatal("not back after one successful probe")
+			}
+			p.set("192.0.2.1:8080", false)
+			d.healthRound(ctx, p.probe)
+			if want := tc.maxFails != 1; a.healthy.Load() != want {
+				t.Fatalf("one failure after a success: healthy %v, want %v", a.healthy.Load(), want)
+			}
+		})
+	}
+}
+
+// TestHealthLoopMaxFails drives the real health loop with the injected
+// prober: rounds are triggered through healthNow (the ticker is an hour
+// away) and followed through the loop's round hook, no clock involved.
+func TestHealthLoopMaxFails(t *testing.T) {
+	file := writeFile(t, t.TempDir(), "nat64.toml", instancesTOML("192.0.2.1:8080"))
+	d := newPlugin(t, "dns64 {\ninstances "+file+"\nhealth_interval 1h\nmax_fails 2\n}", newFakeZone(t, zoneRecords...))
+	p := &scriptedProber{up: map[string]bool{"192.0.2.1:8080": true}}
+	d.prober = p.probe
+	rounds := make(chan struct{})
+	d.roundDone = func() { rounds <- struct{}{} }
+	if err := d.OnStartup(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		go func() { // let a round that ends now report
+			for range rounds {
+			}
+		}()
+		d.OnShutdown()
+		close(rounds)
+	})
+	a := d.set.Load().all[0]
+	waitRound := func() {
+		t.Helper()
+		select {
+		case <-rounds:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no health round")
+		}
+	}
+	waitRound() // round 0, at start-up
+	if !d.Ready() || !a.healthy.Load() {
+		t.Fatal("not ready and healthy after the first round")
+	}
+	for i, tc := range []struct {
+		up, want bool
+	}{{false, true}, {false, false}, {false, false}, {true, true}, {false, true}, {true, true}} {
+		p.set("192.0.2.1:8080", tc.up)
+		d.healthNow <- struct{}{}
+		waitRound()
+		if a.healthy.Load() != tc.want {
+			t.Fatalf("round %d (probe up %v): healthy %v, want %v", i+1, tc.up, a.healthy.Load(), tc.want)
+		}
+	}
+}
+
+// TestMaxFailsAcrossReload: a reload keeps an unchanged instance's count
+// of failed probes, so reloading does not reset the hysteresis.
+func TestMaxFailsAcrossReload(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "nat64.toml", instancesTOML("192.0.2.1:8080"))
+	d := newPlugin(t, "dns64 {\ninstances "+file+"\nmax_fails 2\n}", newFakeZone(t, zoneRecords...))
+	p := &scriptedProber{up: map[string]bool{"192.0.2.1:8080": false}}
+	d.healthRound(t.Context(), p.probe)
+	if !d.set.Load().all[0].healthy.Load() {
+		t.Fatal("out after one failed probe")
+	}
+	writeFile(t, dir, "nat64.toml", instancesTOML("192.0.2.1:8080")+"\n# touched\n")
+	if !d.reloadIfChanged() {
+		t.Fatal("no reload")
+	}
+	d.healthRound(t.Context(), p.probe)
+	if d.set.Load().all[0].healthy.Load() {
+		t.Fatal("still in rotation after two failed probes, one before the reload")
+	}
 }

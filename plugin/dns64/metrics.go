@@ -51,7 +51,7 @@ var (
 		Namespace: plugin.Namespace,
 		Subsystem: pluginName,
 		Name:      "instance_healthy",
-		Help:      "1 when the NAT64 instance's /healthz answered 200 in the last round, else 0.",
+		Help:      "1 when the NAT64 instance is in rotation (fewer than max_fails failed /healthz polls in a row), else 0.",
 	}, []string{"instance", "prefix"})
 
 	healthChecksFailed = promauto.NewCounterVec(prometheus.CounterOpts{
@@ -60,6 +60,34 @@ var (
 		Name:      "health_checks_failed_total",
 		Help:      "Counter of failed /healthz polls, by NAT64 instance.",
 	}, []string{"instance"})
+
+	cacheHits = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "answer_cache_hits_total",
+		Help:      "Counter of AAAA queries answered from the answer cache.",
+	}, []string{"server"})
+
+	cacheMisses = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "answer_cache_misses_total",
+		Help:      "Counter of AAAA queries the answer cache could not answer.",
+	}, []string{"server"})
+
+	cacheEvictions = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "answer_cache_evictions_total",
+		Help:      "Counter of answers evicted from a full answer cache to make room.",
+	}, []string{"server"})
+
+	cacheEntries = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: pluginName,
+		Name:      "answer_cache_entries",
+		Help:      "Answers held in the answer cache.",
+	}, []string{"server"})
 
 	reloads = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace,

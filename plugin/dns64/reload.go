@@ -58,8 +58,10 @@ func (d *DNS64) reloadIfChanged() bool {
 		reloads.WithLabelValues("error").Inc()
 		return false
 	}
-	set.inheritHealth(d.set.Load())
+	old := d.set.Load()
+	set.inheritHealth(old)
 	d.set.Store(set)
+	d.invalidateReload(old, set)
 	reloads.WithLabelValues("ok").Inc()
 	log.Infof("instances: loaded %d from %s", len(set.all), d.instancesFile)
 	select { // check the new instances now, not at the next tick

@@ -48,7 +48,7 @@ func TestParse(t *testing.T) {
 	}{
 		{input: "dns64", check: func(t *testing.T, d *DNS64) {
 			wantPrefixes(t, d, "64:ff9b::/96")
-			if d.parallelA != dns64conf.ParallelOn || d.parallelDelay != 250*time.Microsecond || d.translateAll || d.allowIPv4 || d.balance != dns64conf.BalanceClient {
+			if d.parallelA != dns64conf.ParallelAuto || d.parallelDelay != 250*time.Microsecond || d.translateAll || d.allowIPv4 || d.balance != dns64conf.BalanceClient {
 				t.Error("defaults")
 			}
 			if len(d.exclude) != 1 || d.exclude[0] != dns64conf.DefaultExclude {
@@ -89,6 +89,7 @@ func TestParse(t *testing.T) {
 			}
 		}},
 		{input: "dns64 {\nparallel_a on\n}", check: wantParallel(dns64conf.ParallelOn, dns64conf.DefaultParallelDelay)},
+		{input: "dns64 {\nparallel_a off\nparallel_a auto\n}", check: wantParallel(dns64conf.ParallelAuto, dns64conf.DefaultParallelDelay)},
 		{input: "dns64 {\nparallel_a on 0\n}", check: wantParallel(dns64conf.ParallelOn, 0)},
 		{input: "dns64 {\nparallel_a on 0s\n}", check: wantParallel(dns64conf.ParallelOn, 0)},
 		{input: "dns64 {\nparallel_a on 1ms\n}", check: wantParallel(dns64conf.ParallelOn, time.Millisecond)},
@@ -133,17 +134,17 @@ func TestParse(t *testing.T) {
 		{input: "dns64 {\nclients nonsense\n}", wantErr: "invalid address"},
 		{input: "dns64 {\nmapped 2001:db8::/32\n}", wantErr: "not an IPv4 range"},
 		{input: "dns64 {\nmapped\n}", wantErr: "Wrong argument count"},
-		{input: "dns64 {\nparallel_a\n}", wantErr: "want on [DELAY] or off"},
-		{input: "dns64 {\nparallel_a maybe\n}", wantErr: "want on [DELAY] or off"},
-		{input: "dns64 {\nparallel_a 1ms\n}", wantErr: "want on [DELAY] or off"},
-		{input: "dns64 {\nparallel_a auto\n}", wantErr: "want on [DELAY] or off"},
+		{input: "dns64 {\nparallel_a\n}", wantErr: "want auto, on [DELAY] or off"},
+		{input: "dns64 {\nparallel_a maybe\n}", wantErr: "want auto, on [DELAY] or off"},
+		{input: "dns64 {\nparallel_a 1ms\n}", wantErr: "want auto, on [DELAY] or off"},
+		{input: "dns64 {\nparallel_a auto 1ms\n}", wantErr: "want auto, on [DELAY] or off"},
 		{input: "dns64 {\nparallel_a on -1ms\n}", wantErr: "must not be negative"},
 		{input: "dns64 {\nparallel_a on -0.5us\n}", wantErr: "must not be negative"},
 		{input: "dns64 {\nparallel_a on soon\n}", wantErr: "invalid delay"},
 		{input: "dns64 {\nparallel_a on 5\n}", wantErr: "invalid delay"},
-		{input: "dns64 {\nparallel_a on 1ms 2ms\n}", wantErr: "want on [DELAY] or off"},
-		{input: "dns64 {\nparallel_a off 1ms\n}", wantErr: "want on [DELAY] or off"},
-		{input: "dns64 {\nparallel_a on\nparallel_a off now\n}", wantErr: "want on [DELAY] or off"},
+		{input: "dns64 {\nparallel_a on 1ms 2ms\n}", wantErr: "want auto, on [DELAY] or off"},
+		{input: "dns64 {\nparallel_a off 1ms\n}", wantErr: "want auto, on [DELAY] or off"},
+		{input: "dns64 {\nparallel_a on\nparallel_a off now\n}", wantErr: "want auto, on [DELAY] or off"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.ReplaceAll(tc.input, "\n", " "), func(t *testing.T) {

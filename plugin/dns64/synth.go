@@ -29,23 +29,19 @@ func negativeTTL(aaaa *dns.Msg) uint32 {
 
 // synthesize builds the answer to r from the A response: the CNAME/DNAME
 // chain as the A lookup found it, each A record replaced by AAAA records
-// (RFC 6147 §5.1.7, §5.3), RRSIGs over A removed and AD cleared (§5.5). It
-// returns the message and how many AAAA records it holds.
-func (d *DNS64) synthesize(r, aaaa, aResp *dns.Msg, client netip.Addr, set *instanceSet, server string) (*dns.Msg, int) {
+// (RFC 6147 §5.1.7, §5.3), RRSIGs over A removed and AD cleared (§5.5), with
+// the instances ch chose from set. It returns the message, how many AAAA
+// records it holds, and which instances they embed (bit i: set.all[i]).
+func (d *DNS64) synthesize(r, aaaa, aResp *dns.Msg, ch choice, set *instanceSet, server string) (*dns.Msg, int, uint64) {
 	ttlCap := negativeTTL(aaaa)
-	fallback := !set.anyHealthy()
+	fallback := ch.fallback
 	if fallback {
 		fallbacks.WithLabelValues(server).Inc()
 	}
 
-	var chosen *instance
+	chosen := ch.chosen
 	perA := 1
-	switch d.balance {
-	case dns64conf.BalanceClient:
-		chosen = set.rendezvous(client.As16(), fallback)
-	case dns64conf.BalanceRandom:
-		chosen = set.weightedRandom(fallback)
-	case dns64conf.BalanceAll:
+	if d.balance == dns64conf.BalanceAll {
 		perA = 0
 		for _, in := range set.all {
 			if usable(in, fallback) {
@@ -124,7 +120,7 @@ func (d *DNS64) synthesize(r, aaaa, aResp *dns.Msg, client netip.Addr, set *inst
 			default:
 				if rec := emit(v, chosen, v4); rec != nil {
 					out.Answer = append(out.Answer, rec)
-					used |= 1 << (uint(set.index(chosen)) & 63)
+					used |= 1 << (uint(ch.idx) & 63)
 				}
 			}
 		case *dns.RRSIG:
@@ -136,15 +132,21 @@ func (d *DNS64) synthesize(r, aaaa, aResp *dns.Msg, client netip.Addr, set *inst
 		}
 	}
 	if n > 0 {
-		for i, in := range set.all {
-			if i < 64 && used&(1<<uint(i)) != 0 {
-				in.synthC.get(server, func() prometheus.Counter {
-					return synthesized.WithLabelValues(server, in.name, in.prefixS)
-				}).Inc()
-			}
+		d.countSynthesized(set, used, server)
+	}
+	return out, n, used
+}
+
+// countSynthesized counts an answer in synthesized_total of each instance
+// it embeds.
+func (d *DNS64) countSynthesized(set *instanceSet, used uint64, server string) {
+	for i, in := range set.all {
+		if i < 64 && used&(1<<uint(i)) != 0 {
+			in.synthC.get(server, func() prometheus.Counter {
+				return synthesized.WithLabelValues(server, in.name, in.prefixS)
+			}).Inc()
 		}
 	}
-	return out, n
 }
 
 func (s *instanceSet) index(in *instance) int {
