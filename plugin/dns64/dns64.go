@@ -359,6 +359,9 @@ func (d *DNS64) store(server string, q *query, out *dns.Msg, used uint64) {
 	if c.entriesG.Load() == nil {
 		g := cacheEntries.WithLabelValues(server)
 		c.entriesG.CompareAndSwap(nil, &g)
+		// The eviction count is exported from the first store on, at 0,
+		// so that dashboards and alerts find the series.
+		c.evictC.get(server, func() prometheus.Counter { return cacheEvictions.WithLabelValues(server) })
 	}
 	if c.put(e, q.epoch, func() bool { return d.set.Load() == q.set }) {
 		c.evictC.get(server, func() prometheus.Counter { return cacheEvictions.WithLabelValues(server) }).Inc()
