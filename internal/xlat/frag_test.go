@@ -88,8 +88,20 @@ func TestFragmentTableLookups(t *testing.T) {
 	for i := range 1000 {
 		k := fragTestKey(i)
 		got, ok := ft.get(&k, now0)
-		if !ok || got[0] != byte(i) || got[1] != byte(i>>8) {
-			t.Fatalf("key %d: %v %v", i, got, ok)
+		if !ok {
+			// The seed is random, so now and then more than fragProbe keys
+			// share a window and the oldest is pushed out: that is allowed
+			// only when its whole window is taken by other live entries.
+			home := ft.hash(&k)
+			for j := uint64(0); j < fragProbe; j++ {
+				if e := &ft.entries[(home+j)&(fragTableSize-1)]; e.expires <= now0 || e.key == k {
+					t.Fatalf("key %d lost although slot %d of its window is free", i, j)
+				}
+			}
+			continue
+		}
+		if got[0] != byte(i) || got[1] != byte(i>>8) {
+			t.Fatalf("key %d: %v", i, got)
 		}
 		k.v6 = false
 		if _, ok := ft.get(&k, now0); ok {
