@@ -147,6 +147,10 @@ fwd="forward . [::1]:$auth_port"
 start ours "$work/coredns-ours" 15301 "answer_cache off" "$file"
 start ours_off "$work/coredns-ours" 15302 $'parallel_a off\n        answer_cache off' "$file"
 start stock "$work/coredns-stock" 15303 "" "$file"
+# The same with nat64kit's defaults, answer cache included: the repeated
+# names are answered from it.
+start ours_ac "$work/coredns-ours" 15304 "" "$file"
+pid[stock_ac]=${pid[stock]} # the built-in again, paired with ours_ac
 start ours_fwd "$work/coredns-ours" 15311 "" "$fwd"
 start ours_fwd_off "$work/coredns-ours" 15312 "parallel_a off" "$fwd"
 start stock_fwd "$work/coredns-stock" 15313 "" "$fwd"
@@ -245,11 +249,12 @@ pair() {
 # ROW:SERVER PORT QUERIES [DNSPERF-OPTION...]; SERVER defaults to ROW.
 runs=(
 	"ours 15301 aaaa" "stock 15303 aaaa" "ours_a:ours 15301 a" "stock_a:stock 15303 a"
+	"ours_ac 15304 aaaa" "ours_ac_a:ours_ac 15304 a"
 	"ours_off 15302 aaaa" "ours_dual:ours 15301 dual" "ours_off_dual:ours_off 15302 dual" "stock_dual:stock 15303 dual"
 	"ours_fwd 15311 miss" "stock_fwd 15313 miss"
 	"ours_fwd_dual:ours_fwd 15311 missdual" "ours_fwd_off_dual:ours_fwd_off 15312 missdual"
 	"ours_fwd_dual_q:ours_fwd 15311 missdual -Q $fixed_qps" "ours_fwd_off_dual_q:ours_fwd_off 15312 missdual -Q $fixed_qps"
-	"ours_cache 15314 aaaa"
+	"ours_cache 15314 aaaa" "ours_cache_a:ours_cache 15314 a"
 )
 if [ "$unbound" = 1 ]; then
 	runs+=("unbound_miss:unbound 15315 miss" "unbound_hit:unbound 15315 aaaa")
@@ -260,6 +265,8 @@ for r in $(seq "$rounds"); do
 	seq "$((secs * 40000))" | awk -v r="$r" '{print $1 ".r" r ".w.example.org AAAA"}' >"$work/miss.txt"
 	pair ours stock 15301 15303 "$work/aaaa.txt"
 	echo "$(date +%T) round $r ours|stock at once: $(tail -1 "$work/res.ours.pair") | $(tail -1 "$work/res.stock.pair") (QPS - CPU% failed% CPU-µs/answer)" >&2
+	pair ours_ac stock_ac 15304 15303 "$work/aaaa.txt"
+	echo "$(date +%T) round $r ours_ac|stock at once: $(tail -1 "$work/res.ours_ac.pair") | $(tail -1 "$work/res.stock_ac.pair") (QPS - CPU% failed% CPU-µs/answer)" >&2
 	for run in "${runs[@]}"; do
 		read -r label port data opts <<<"$run"
 		row=${label%%:*}
@@ -326,11 +333,15 @@ One server block, dns64 + file, 500 names; nat64kit with its defaults (parallel_
 | plain A, same server (QPS, ceiling) | $(med ours_a) | $(med stock_a) | $(ratio ours_a stock_a) |
 | synthesized / plain A | $(ratio ours ours_a) | $(ratio stock stock_a) | |
 | AAAA synthesis, parallel_a off (QPS) | $(med ours_off) | | $(ratio ours_off stock) |
+| with the answer cache (the default), both servers loaded at once (QPS each) | $(med ours_ac.pair) | $(med stock_ac.pair) | $(ratio ours_ac.pair stock_ac.pair) |
+| with the answer cache, one server at a time (QPS) | $(med ours_ac) | | $(ratio ours_ac stock) |
+| with the answer cache: synthesized / plain A | $(ratio ours_ac ours_ac_a) | | |
 | AAAA of dual-stack names (QPS) | $(med ours_dual) | $(med stock_dual) | $(ratio ours_dual stock_dual) |
 | AAAA of dual-stack names, parallel_a off (QPS) | $(med ours_off_dual) | | $(ratio ours_off_dual stock_dual) |
 | synthesized answer, upstream +50 ms (ms) | $(metric ours ms/answer) | $(metric builtin ms/answer) | |
 | same, parallel_a on (ms) | $(metric ours-parallel_a_on ms/answer) | | |
 | same, parallel_a off (ms) | $(metric ours-parallel_a_off ms/answer) | | |
+| an A-only name asked again once its cache entry has expired (ms) | $(metric ours-answer_cache_off ms/repeat-answer) | $(metric builtin ms/repeat-answer) | |
 | upstream queries per dual-stack AAAA query, upstream +50 ms | $(metric ours upstream-queries/dual-stack-AAAA) | $(metric builtin upstream-queries/dual-stack-AAAA) | |
 | same, parallel_a on | $(metric ours-parallel_a_on upstream-queries/dual-stack-AAAA) | | |
 | same, parallel_a off | $(metric ours-parallel_a_off upstream-queries/dual-stack-AAAA) | | |
@@ -346,12 +357,17 @@ One server block, dns64 + file, 500 names; nat64kit with its defaults (parallel_
   CPU to itself, but the runs are seconds apart and the drift between them shows: the plain-A row,
   where both servers run the same code (dns64 hands A queries on untouched), shows the spread of
   this method.
-* Rows 6-8: synthesis without the parallel A lookup; AAAA queries for names that have AAAA (no
+* Rows 6, 10-11: synthesis without the parallel A lookup; AAAA queries for names that have AAAA (no
   synthesis; parallel_a on would start an A lookup only for an AAAA lookup lasting 250 µs).
-* Rows 9-14: \`BenchmarkUpstreamDelay\` (plugin/coredns), unpinned: every answer of the upstream
+* Rows 7-9: the synthesis queries of rows 1-5 with nat64kit's defaults, its answer cache included,
+  which answers the 500 repeated names from memory: row 7 paired with the built-in as rows 1-2
+  are, row 9 over the same server's plain A.
+* Rows 12-18: \`BenchmarkUpstreamDelay\` (plugin/coredns), unpinned: every answer of the upstream
   behind *forward* delayed 50 ms; one synthesized answer takes one delay or two, and a dual-stack
-  AAAA query costs one upstream query or two.
-* Row 15: \`go test -bench ServeDNSSynth -benchmem ./plugin/dns64\`, upstream answers prebuilt.
+  AAAA query costs one upstream query or two. Row 15 asks an A-only name a second time with no
+  cached answer (nat64kit with answer_cache off stands for an expired entry): ours remembers that
+  the name had no AAAA and starts both lookups at once.
+* Row 19: \`go test -bench ServeDNSSynth -benchmem ./plugin/dns64\`, upstream answers prebuilt.
 
 The resolver role: each server gets its answers from the same authoritative server (stock CoreDNS,
 file, no dns64) on another loopback port:
@@ -363,6 +379,7 @@ $(row2 ours_fwd "cache misses: nat64kit dns64 + forward" unbound_miss)
 $(row2 stock_fwd "cache misses: built-in dns64 + forward" unbound_miss)
 $(row2 unbound_hit "cache hits: Unbound" unbound_hit)
 $(row2 ours_cache "cache hits: nat64kit dns64 + cache + forward" unbound_hit)
+$(row2 ours_cache_a "cache hits, plain A of the same names: nat64kit dns64 + cache + forward" unbound_hit)
 $(row2 ours_fwd_dual "dual-stack names, saturated: nat64kit dns64 + forward" ours_fwd_off_dual)
 $(row2 ours_fwd_off_dual "dual-stack names, saturated: same, parallel_a off" ours_fwd_off_dual)
 $(row2 ours_fwd_dual_q "dual-stack names at $fixed_qps QPS: nat64kit dns64 + forward" ours_fwd_off_dual_q)
@@ -371,9 +388,10 @@ $(row2 ours_fwd_off_dual_q "dual-stack names at $fixed_qps QPS: same, parallel_a
 * Cache misses: AAAA queries for A-only names never asked before (a fresh set each round), so
   every answer needs an upstream AAAA and an upstream A query (2.00 upstream queries per answer).
   QPS ratio to Unbound.
-* Cache hits: AAAA queries repeating 500 A-only names: Unbound answers from its cache; our dns64
-  sends both its lookups to the *cache* plugin (the chain is dns64, cache, forward). QPS ratio to
-  Unbound.
+* Cache hits: AAAA queries repeating 500 A-only names: Unbound answers from its cache, our dns64
+  from its answer cache (the chain is dns64, cache, forward). The plain-A row asks A for the same
+  names, answered by the *cache* plugin: our synthesized hits over it, $(ratio ours_cache ours_cache_a).
+  QPS ratio to Unbound.
 * Dual-stack names: AAAA queries for never-asked names that have AAAA records, as fast as the
   server answers (saturated) and at a fixed $fixed_qps QPS (dnsperf -Q). Upstream queries per
   answer above 1.00 are A lookups started because the AAAA answer took over 250 µs, the queueing
