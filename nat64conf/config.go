@@ -56,12 +56,39 @@ type Instance struct {
 	MaxSessions          int // across all protocols
 	MaxSessionsPerSource int // per IPv6 source address
 
+	// FastPath says whether the kernel fast path carries established
+	// flows (see FastPathMode).
+	FastPath FastPathMode
+
 	Static []nat64.StaticBIB
 
 	// Line is where the instance's [[instance]] header stands; fieldLines
 	// where each of its keys does, for messages that point at the file.
 	Line       int
 	fieldLines map[string]int
+}
+
+// FastPathMode is the fastpath setting of an instance.
+type FastPathMode string
+
+// The fastpath settings: auto loads the kernel fast path when the kernel
+// allows it and otherwise runs the user-space translator alone, saying
+// why; on refuses to start without it; off never loads it.
+const (
+	FastPathAuto FastPathMode = "auto"
+	FastPathOn   FastPathMode = "on"
+	FastPathOff  FastPathMode = "off"
+)
+
+// ParseFastPathMode reads a fastpath setting ("" is auto).
+func ParseFastPathMode(s string) (FastPathMode, error) {
+	switch m := FastPathMode(s); m {
+	case "":
+		return FastPathAuto, nil
+	case FastPathAuto, FastPathOn, FastPathOff:
+		return m, nil
+	}
+	return "", fmt.Errorf("%q: want \"auto\", \"on\" or \"off\"", s)
 }
 
 // Instance returns the instance with that name.

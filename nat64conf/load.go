@@ -35,6 +35,7 @@ type fileInstance struct {
 	ICMPErrorBurst       *int64       `toml:"icmp_error_burst"`
 	Filtering            string       `toml:"filtering"`
 	UDPZeroChecksum      string       `toml:"udp_zero_checksum"`
+	FastPath             string       `toml:"fastpath"`
 	MaxSessions          *int64       `toml:"max_sessions"`
 	MaxSessionsPerSource *int64       `toml:"max_sessions_per_source"`
 	Timeouts             fileTimeouts `toml:"timeouts"`
@@ -184,6 +185,12 @@ func (v *validator) instance(i int, fi *fileInstance) Instance {
 		in.DropZeroChecksumUDP = true
 	default:
 		v.fail(line("udp_zero_checksum"), field("udp_zero_checksum"), "%q: want \"compute\" or \"drop\"", fi.UDPZeroChecksum)
+	}
+
+	if m, err := ParseFastPathMode(fi.FastPath); err != nil {
+		v.fail(line("fastpath"), field("fastpath"), "%v", err)
+	} else {
+		in.FastPath = m
 	}
 
 	t := &fi.Timeouts

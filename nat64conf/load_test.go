@@ -133,6 +133,7 @@ func TestParseErrors(t *testing.T) {
 		{"control port", base + "control = \"127.0.0.1:0\"\n", 5, "instance[0].control", "port"},
 		{"filtering", base + "filtering = \"full-cone\"\n", 5, "instance[0].filtering", "endpoint-independent"},
 		{"zero checksum", base + "udp_zero_checksum = \"ignore\"\n", 5, "instance[0].udp_zero_checksum", "compute"},
+		{"fastpath", base + "fastpath = \"yes\"\n", 5, "instance[0].fastpath", `"yes": want "auto", "on" or "off"`},
 		{"timeout garbage", base + "[instance.timeouts]\nudp = \"soon\"\n", 6, "instance[0].timeouts.udp", "not a duration"},
 		{"udp timeout floor", base + "[instance.timeouts]\nudp = \"119s\"\n", 6, "instance[0].timeouts.udp", "RFC 6146 minimum of 2m0s"},
 		{"tcp est floor", base + "[instance.timeouts]\ntcp_established = \"2h\"\n", 6, "instance[0].timeouts.tcp_established", "minimum of 2h4m0s"},
@@ -288,4 +289,23 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fastpath is auto unless set; the three words are the only values.
+func TestFastPathSetting(t *testing.T) {
+	base := "[[instance]]\nname = \"a\"\nprefix = \"64:ff9b:1::/96\"\npool4 = [\"203.0.113.1/32\"]\n"
+	for extra, want := range map[string]FastPathMode{
+		"":                      FastPathAuto,
+		"fastpath = \"auto\"\n": FastPathAuto,
+		"fastpath = \"on\"\n":   FastPathOn,
+		"fastpath = \"off\"\n":  FastPathOff,
+	} {
+		cfg, err := Parse("x.toml", []byte(base+extra))
+		if err != nil {
+			t.Fatalf("%q: %v", extra, err)
+		}
+		if got := cfg.Instances[0].FastPath; got != want {
+			t.Errorf("%q: fastpath %q, want %q", extra, got, want)
+		}
+	}
 }

@@ -73,10 +73,32 @@ type Stats struct {
 	Pool4PortsInUse int            `json:"pool4_ports_in_use"`
 	Pool4Ports      int            `json:"pool4_ports"`
 
+	// FastPath is the kernel fast path's part of the traffic above.
+	FastPath *FastPathStats `json:"fastpath,omitempty"`
+
 	// TUNBatches counts the batches read from the TUN device by size:
 	// BatchBounds[i] is the largest size counted in TUNBatches[i].
 	BatchBounds []int    `json:"tun_batch_bounds,omitempty"`
 	TUNBatches  []uint64 `json:"tun_batches,omitempty"`
+}
+
+// FastPathStats is what the kernel fast path carried. Its packets and
+// bytes are part of Stats.Packets and Stats.Bytes, which count every
+// translated packet whichever path took it.
+type FastPathStats struct {
+	Mode   string `json:"mode"`             // the fastpath setting: auto, on, off
+	Active bool   `json:"active"`           // the program is attached
+	Reason string `json:"reason,omitempty"` // why it is not, when it is not
+	// Sessions the maps hold (the kernel may carry their packets), and
+	// sessions the maps refused, full, which stay on the slow path.
+	Sessions     int    `json:"sessions"`
+	InsertErrors uint64 `json:"insert_errors"`
+	// By "6to4/tcp", ... as Stats.Packets.
+	Packets map[string]uint64 `json:"packets,omitempty"`
+	Bytes   map[string]uint64 `json:"bytes,omitempty"`
+	// Passed counts the packets the program left to the user-space
+	// translator, by reason.
+	Passed map[string]uint64 `json:"passed,omitempty"`
 }
 
 // Error is the body of every non-2xx answer.

@@ -17,6 +17,9 @@ type collector struct {
 	sessions, bib         *prometheus.Desc
 	portsInUse, ports, up *prometheus.Desc
 	batches               *prometheus.Desc
+
+	fastActive, fastSessions         *prometheus.Desc
+	fastPackets, fastBytes, fastPass *prometheus.Desc
 }
 
 const namespace = "nat64ctl"
@@ -39,11 +42,16 @@ func newCollector(b Backend) *collector {
 		ports:          d("pool4_ports", "pool4 transport addresses in all."),
 		up:             d("healthy", "1 while the translator is translating."),
 		batches:        d("tun_batch_size", "Packets per batch read from the TUN device."),
+		fastActive:     d("fastpath_active", "1 while the kernel fast path is attached."),
+		fastSessions:   d("fastpath_sessions", "Sessions the kernel fast path may carry."),
+		fastPackets:    d("fastpath_packets_total", "Packets the kernel fast path translated (part of packets_translated_total), by direction and protocol.", "direction", "proto"),
+		fastBytes:      d("fastpath_bytes_total", "Bytes the kernel fast path translated (part of bytes_translated_total), by direction and protocol.", "direction", "proto"),
+		fastPass:       d("fastpath_passed_total", "Packets the kernel fast path left to the user-space translator, by reason.", "reason"),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.icmpErrors, c.icmpSuppressed, c.hairpins, c.sessions, c.bib, c.portsInUse, c.ports, c.up, c.batches} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.icmpErrors, c.icmpSuppressed, c.hairpins, c.sessions, c.bib, c.portsInUse, c.ports, c.up, c.batches, c.fastActive, c.fastSessions, c.fastPackets, c.fastBytes, c.fastPass} {
 		ch <- d
 	}
 }
@@ -77,6 +85,25 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		up = 1
 	}
 	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up)
+	if f := s.FastPath; f != nil {
+		active := 0.0
+		if f.Active {
+			active = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.fastActive, prometheus.GaugeValue, active)
+		ch <- prometheus.MustNewConstMetric(c.fastSessions, prometheus.GaugeValue, float64(f.Sessions))
+		for k, v := range f.Packets {
+			dir, proto, _ := strings.Cut(k, "/")
+			ch <- prometheus.MustNewConstMetric(c.fastPackets, prometheus.CounterValue, float64(v), dir, proto)
+		}
+		for k, v := range f.Bytes {
+			dir, proto, _ := strings.Cut(k, "/")
+			ch <- prometheus.MustNewConstMetric(c.fastBytes, prometheus.CounterValue, float64(v), dir, proto)
+		}
+		for reason, v := range f.Passed {
+			ch <- prometheus.MustNewConstMetric(c.fastPass, prometheus.CounterValue, float64(v), reason)
+		}
+	}
 	if len(s.BatchBounds) > 0 && len(s.BatchBounds) == len(s.TUNBatches) {
 		// A histogram wants cumulative bucket counts.
 		buckets := make(map[float64]uint64, len(s.BatchBounds))

@@ -316,8 +316,13 @@ func (t *Table) Reconfigure(in *Config) error {
 		t.sessDir = dir
 		t.unlockShards()
 	}
+	prefixChanged := p.prefix != t.params.Load().prefix
+	if prefixChanged {
+		t.unmirrorAll() // the mirrored IPv6 tuples hold the old prefix
+	}
 	t.params.Store(p)
 	t.pool.Store(pl)
+	defer t.mirrorAll() // a session may have become hairpinned, or the prefix changed
 	for ref := uint32(0); ref < t.bibNext; ref++ {
 		be := t.bibAt(ref)
 		if be.proto == 0 {

@@ -46,6 +46,8 @@ func runOps(t *testing.T, ops []byte) {
 			in.Static = statics[:1]
 		})
 		tab := newTestTable(t, in, Options{Shards: 2, MaxHeldSYNs: 3, HeldSYNBytes: 4, ExpireBudget: 5})
+		mirror := newFakeMirror()
+		tab.SetMirror(mirror)
 		protos := [3]nat64.Transport{tcp, udp, icmp}
 		flagSets := [6]uint8{nat64.TCPSyn, nat64.TCPAck, nat64.TCPFin | nat64.TCPAck, nat64.TCPRst, nat64.TCPSyn | nat64.TCPAck, 0}
 		now := int64(0)
@@ -107,16 +109,23 @@ func runOps(t *testing.T, ops []byte) {
 				}
 			case 7:
 				now += int64(a) * sec
+				// The mirror carried packets of every session just now, or
+				// long ago.
+				mirror.idle = time.Duration(b%2) * 24 * time.Hour
 			}
 			if err := tab.check(); err != nil {
 				t.Fatal(err)
 			}
 		}
+		mirror.idle = 24 * time.Hour
 		tab.Expire(now+4*3600*sec, nil)
 		if err := tab.check(); err != nil {
 			t.Fatal(err)
 		}
 		st := tab.Stats()
+		if len(mirror.has) != 0 {
+			t.Fatalf("after everything expired the mirror still has %d sessions", len(mirror.has))
+		}
 		if st.Sessions != 0 || st.TCP.BIB != st.TCP.StaticBIB || st.UDP.BIB != st.UDP.StaticBIB || st.ICMP.BIB != st.ICMP.StaticBIB {
 			t.Fatalf("after everything expired: %+v", st)
 		}

@@ -246,7 +246,7 @@ func (t *Table) check() error {
 	if t.held.n != len(t.held.byKey) {
 		return fmt.Errorf("held %d, keyed %d", t.held.n, len(t.held.byKey))
 	}
-	return nil
+	return t.checkMirror()
 }
 
 func sum(a [3]int) int { return a[0] + a[1] + a[2] }

@@ -75,8 +75,11 @@ func (t *Table) Outbound(f *Flow6, tcpFlags uint8, now int64) (src4 [4]byte, src
 	if ref, ok := t.find6(sh, uint32(h), f, rport); ok {
 		s := t.sess(ref)
 		src4, srcPort4 = s.pool4, s.pport
-		t.touch(s, true, tcpFlags, now)
+		resync := t.touch(s, true, tcpFlags, now)
 		sh.mu.RUnlock()
+		if resync {
+			t.resyncOutbound(f, rport, h)
+		}
 		return src4, srcPort4, nat64.Translated
 	}
 	sh.mu.RUnlock()
@@ -105,8 +108,11 @@ func (t *Table) Inbound(f *Flow4, tcpFlags uint8, pkt []byte, now int64) (dst6 [
 	if ref, ok := t.find4(sh, uint32(h), f, rport); ok {
 		s := t.sess(ref)
 		dst6, dstPort6 = s.src6, s.sport
-		t.touch(s, false, tcpFlags, now)
+		resync := t.touch(s, false, tcpFlags, now)
 		sh.mu.RUnlock()
+		if resync {
+			t.resyncInbound(f, rport, h)
+		}
 		return dst6, dstPort6, nat64.Translated
 	}
 	sh.mu.RUnlock()
@@ -158,7 +164,9 @@ func (t *Table) LookupInbound(f *Flow4) (dst6 [16]byte, dstPort6 uint16, ok bool
 func (t *Table) OwnsIPv4(a [4]byte) bool { return t.pool.Load().hasAddr(a) }
 
 // touch refreshes a found session for one packet: only its word changes.
-func (t *Table) touch(s *session, from6 bool, flags uint8, now int64) {
+// It reports whether a mirror must be told (a TCP session entered or left
+// ESTABLISHED); the caller does that once it holds no shard lock.
+func (t *Table) touch(s *session, from6 bool, flags uint8, now int64) (resyncMirror bool) {
 	p := t.params.Load()
 	switch s.proto {
 	case nat64.UDP:
@@ -171,13 +179,14 @@ func (t *Table) touch(s *session, from6 bool, flags uint8, now int64) {
 			st, exp := TCPState(w&stateMask), wordExpiry(w)
 			nst, nexp := tcpStep(st, exp, from6, flags, now, p)
 			if nst == st && (nexp == exp || (nexp > exp && nexp-exp < refreshSlop)) {
-				return
+				return false
 			}
 			if s.word.CompareAndSwap(w, packWord(nexp, nst)) {
-				return
+				return (st == Established) != (nst == Established) && t.mirrorOn.Load()
 			}
 		}
 	}
+	return false
 }
 
 func refresh(s *session, exp int64) {

@@ -116,14 +116,15 @@ type session struct {
 	rport uint16   // z; 0 for ICMP (the identifier is x on one side, t on the other)
 	pport uint16   // t
 	proto nat64.Transport
-	_     uint8
-	word  atomic.Uint64 // expiry rounded up to 16 ns, TCP state in the low 4 bits
-	bib   uint32
-	wprev uint32 // timer wheel list
-	wnext uint32
-	bprev uint32 // the BIB entry's session list
-	bnext uint32
-	wslot uint32
+	// mirrored: the Mirror has it (writer only).
+	mirrored bool
+	word     atomic.Uint64 // expiry rounded up to 16 ns, TCP state in the low 4 bits
+	bib      uint32
+	wprev    uint32 // timer wheel list
+	wnext    uint32
+	bprev    uint32 // the BIB entry's session list
+	bnext    uint32
+	wslot    uint32
 }
 
 // bibEntry is one BIB entry (RFC 6146 §3.1).
@@ -173,26 +174,31 @@ type Table struct {
 	// word off their cache line.
 	_ [64]byte
 
-	mu        sync.Mutex // the writer; guards everything below
-	sessNext  uint32     // next never-used session ref
-	sessFree  uint32     // free list through wnext
-	nsess     int
-	perProto  [3]protoCounts
-	bibDir    [][]bibEntry
-	bibNext   uint32
-	bibFree   uint32
-	bib6      index
-	bib4      index
-	srcs      map[[16]byte]source
-	ports     [3]map[uint32]*portmap
-	portsUsed [3]int
-	alg3      [256]uint16
-	wheel     wheel
-	held      heldStore
-	budget    int
-	onMapping func(*MappingEvent)
-	event     MappingEvent
-	lastNow   int64 // the latest clock reading seen, for events without one
+	mu         sync.Mutex // the writer; guards everything below
+	sessNext   uint32     // next never-used session ref
+	sessFree   uint32     // free list through wnext
+	nsess      int
+	perProto   [3]protoCounts
+	bibDir     [][]bibEntry
+	bibNext    uint32
+	bibFree    uint32
+	bib6       index
+	bib4       index
+	srcs       map[[16]byte]source
+	ports      [3]map[uint32]*portmap
+	portsUsed  [3]int
+	alg3       [256]uint16
+	wheel      wheel
+	held       heldStore
+	budget     int
+	onMapping  func(*MappingEvent)
+	event      MappingEvent
+	lastNow    int64 // the latest clock reading seen, for events without one
+	mirror     Mirror
+	mirrorSess MirrorSession // the argument of mirror calls, reused
+	// mirrorOn tells the packet path, which never reads mirror, whether a
+	// TCP state change needs the writer to resync the mirror.
+	mirrorOn atomic.Bool
 
 	expireMu sync.Mutex // one Expire at a time
 }

@@ -113,7 +113,7 @@ func (t *Table) expireSessions(now int64) {
 			// Every session here is due at or before this tick; a
 			// later expiry means packets refreshed it: hang it again
 			// (always in a later slot, since that expiry is past now).
-			if wordExpiry(s.word.Load()) > now || !t.removeSession(ref, true, now) {
+			if wordExpiry(s.word.Load()) > now || t.extendFromMirror(s, now) || !t.removeSession(ref, true, now) {
 				t.wheelAdd(ref, s, now)
 			}
 		}
@@ -141,7 +141,7 @@ func (t *Table) expireAll(now, nowTick int64) {
 		s := t.sess(ref)
 		next := s.wnext
 		s.wnext = nilRef
-		if wordExpiry(s.word.Load()) > now || !t.removeSession(ref, true, now) {
+		if wordExpiry(s.word.Load()) > now || t.extendFromMirror(s, now) || !t.removeSession(ref, true, now) {
 			t.wheelAdd(ref, s, now)
 		}
 		ref = next

@@ -16,7 +16,9 @@ func (t *Table) outboundLocked(f *Flow6, rport uint16, h uint64, flags uint8, no
 	// miss; no other writer can run now, so the index is read unlocked.
 	if ref, ok := t.find6(&t.shard6[h>>t.shShift], uint32(h), f, rport); ok {
 		s := t.sess(ref)
-		t.touch(s, true, flags, now)
+		if t.touch(s, true, flags, now) {
+			t.syncMirror(s)
+		}
 		return s.pool4, s.pport, nat64.Translated
 	}
 	t.lastNow = now
@@ -64,7 +66,9 @@ func (t *Table) outboundLocked(f *Flow6, rport uint16, h uint64, flags uint8, no
 func (t *Table) inboundLocked(f *Flow4, rport uint16, h uint64, flags uint8, pkt []byte, now int64) ([16]byte, uint16, nat64.DropReason) {
 	if ref, ok := t.find4(&t.shard4[h>>t.shShift], uint32(h), f, rport); ok {
 		s := t.sess(ref)
-		t.touch(s, false, flags, now)
+		if t.touch(s, false, flags, now) {
+			t.syncMirror(s)
+		}
 		return s.src6, s.sport, nat64.Translated
 	}
 	t.lastNow = now
@@ -295,6 +299,7 @@ func (t *Table) newSession(bref uint32, be *bibEntry, rem [4]byte, rport uint16,
 	if t.onMapping != nil {
 		t.emitSession(SessionCreated, s)
 	}
+	t.syncMirror(s)
 }
 
 // removeSession takes a session out of both indexes and frees it. With
@@ -318,6 +323,7 @@ func (t *Table) removeSession(ref uint32, onlyIfExpired bool, now int64) bool {
 	sh4.ix.remove(uint32(h4), ref)
 	sh4.mu.Unlock()
 	sh6.mu.Unlock()
+	t.unmirror(s)
 
 	t.wheelRemove(ref, s)
 	bref := s.bib
