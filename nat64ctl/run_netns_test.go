@@ -121,6 +121,10 @@ func serveHTTP(t *testing.T, ns *netns.NS, addr string) {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/1m" {
+			w.Write(bytes.Repeat([]byte("nat64kit"), 1<<17))
+			return
+		}
 		n, _ := io.Copy(io.Discard, r.Body)
 		fmt.Fprintf(w, "%s %d", r.RemoteAddr, n)
 	}), ReadHeaderTimeout: 5 * time.Second}
@@ -148,13 +152,41 @@ func serveUDPEcho(t *testing.T, ns *netns.NS, addr string) {
 	t.Cleanup(func() { pc.Close() })
 }
 
+// fastPathModes are the two ways every data-path test runs: the user-space
+// translator alone, and with the kernel fast path in front of it.
+var fastPathModes = []string{"off", "on"}
+
+// stats reads `nat64ctl stats --json`.
+func (x *translator) stats(t *testing.T) control.Stats {
+	t.Helper()
+	out, err := x.ctl(context.Background(), "stats", "--json")
+	var st control.Stats
+	if err != nil {
+		t.Fatalf("stats: %v: %s", err, out)
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("stats: %v: %s", err, out)
+	}
+	return st
+}
+
 func TestRunTranslatesInNamespaces(t *testing.T) {
 	netns.RequireRoot(t)
 	netns.RequireCommand(t, "curl", "curl")
 	netns.RequireCommand(t, "ping", "iputils-ping")
+	for _, mode := range fastPathModes {
+		t.Run("fastpath "+mode, func(t *testing.T) { testRunTranslates(t, mode) })
+	}
+}
+
+func testRunTranslates(t *testing.T, mode string) {
 	tp := netns.NewTopology(t)
-	x := startTranslator(t, tp, writeRunConfig(t, ""))
+	cfg := writeRunConfig(t, "")
+	x := startTranslator(t, tp, cfg, "--fastpath", mode)
 	server := synthesized(tp.ServerAddr)
+	if st := x.stats(t); st.FastPath == nil || st.FastPath.Active != (mode == "on") {
+		t.Fatalf("fastpath %s: stats say %+v", mode, st.FastPath)
+	}
 	serveHTTP(t, tp.Server, tp.ServerAddr.String()+":8080")
 	serveUDPEcho(t, tp.Server, tp.ServerAddr.String()+":7007")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -238,6 +270,38 @@ func TestRunTranslatesInNamespaces(t *testing.T) {
 		}
 	})
 
+	// A 1 MB download: in mode on, the kernel carries the bulk of it (all
+	// but the handshake, the FIN and what arrives before the session is
+	// ESTABLISHED), and the FIN takes the session out of its maps.
+	t.Run("download", func(t *testing.T) {
+		before := x.stats(t)
+		out, err := tp.Client.Exec(ctx, "curl", "-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{size_download}", "-g", fmt.Sprintf("http://[%s]:8080/1m", server))
+		if err != nil || out != fmt.Sprint(1<<20) {
+			t.Fatalf("download: %v: %q", err, out)
+		}
+		after := x.stats(t)
+		all := after.Packets["4to6/tcp"] - before.Packets["4to6/tcp"]
+		if mode != "on" {
+			if after.FastPath.Active || len(after.FastPath.Packets) != 0 {
+				t.Errorf("fastpath off, yet %+v", after.FastPath)
+			}
+			return
+		}
+		fast := after.FastPath.Packets["4to6/tcp"] - before.FastPath.Packets["4to6/tcp"]
+		t.Logf("the fast path carried %d of %d 4to6/tcp packets (%.1f %%)", fast, all, 100*float64(fast)/float64(max(all, 1)))
+		if all == 0 || float64(fast) < 0.9*float64(all) {
+			t.Errorf("the fast path carried %d of %d packets of the download, want at least 90 %%", fast, all)
+		}
+		// curl has closed the connection: FIN (slow path) ends ESTABLISHED,
+		// and the session leaves the maps.
+		netns.WaitFor(t, 5*time.Second, "the closed connection to leave the fast path's maps", func() error {
+			if n := x.stats(t).FastPath.Sessions; n != before.FastPath.Sessions {
+				return fmt.Errorf("%d sessions in the maps, %d before the download", n, before.FastPath.Sessions)
+			}
+			return nil
+		})
+	})
+
 	t.Run("session show", func(t *testing.T) {
 		out, err := x.ctl(ctx, "session", "show", "--json")
 		var ss []control.Session
@@ -265,6 +329,29 @@ func TestRunTranslatesInNamespaces(t *testing.T) {
 		var st control.Stats
 		if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.Packets["6to4/tcp"] == 0 || st.Packets["4to6/tcp"] == 0 || st.Packets["4to6/icmp"] == 0 {
 			t.Errorf("%v: %+v", err, st)
+		}
+	})
+
+	// A pool4 change on reload ends the sessions of the old address, and
+	// takes them out of the fast path's maps before the reload answers.
+	t.Run("pool4 change", func(t *testing.T) {
+		if err := tp.Client.Ping(server, 2); err != nil {
+			t.Fatal(err)
+		}
+		if st := x.stats(t); mode == "on" && st.FastPath.Sessions == 0 {
+			t.Fatalf("no session in the fast path's maps after a ping: %+v", st.FastPath)
+		}
+		body := strings.Replace(string(must(os.ReadFile(cfg))), testPool4+"/32", "203.0.113.2/32", 1)
+		os.WriteFile(cfg, []byte(body), 0o644)
+		if out, err := x.ctl(ctx, "reload"); err != nil {
+			t.Fatalf("reload: %v: %s", err, out)
+		}
+		st := x.stats(t)
+		if st.FastPath.Sessions != 0 {
+			t.Errorf("%d sessions of the old pool4 left in the fast path's maps", st.FastPath.Sessions)
+		}
+		if err := tp.Client.Ping(server, 2); err != nil {
+			t.Errorf("ping through the new pool4: %v", err)
 		}
 	})
 
