@@ -387,6 +387,12 @@ func routesOf(ns *netns.NS, dev string) string {
 // repairs them, and nothing of another owner is touched at any point.
 func TestRunRepairsAfterCrash(t *testing.T) {
 	netns.RequireRoot(t)
+	for _, mode := range fastPathModes {
+		t.Run("fastpath "+mode, func(t *testing.T) { testRunRepairs(t, mode) })
+	}
+}
+
+func testRunRepairs(t *testing.T, mode string) {
 	tp := netns.NewTopology(t)
 	ns := tp.Translator
 	ns.MustExec("ip", "tuntap", "add", "dev", "nat64-t", "mode", "tun", "multi_queue", "vnet_hdr")
@@ -396,7 +402,7 @@ func TestRunRepairsAfterCrash(t *testing.T) {
 	ns.MustExec("ip", "route", "add", "192.0.2.0/24", "dev", "nat64-t", "proto", "static")
 	cfg := writeRunConfig(t, "")
 
-	x := startTranslator(t, tp, cfg)
+	x := startTranslator(t, tp, cfg, "--fastpath", mode)
 	want := routesOf(ns, "nat64-t")
 	if strings.Contains(want, "2001:db8:dead::") || !strings.Contains(want, "192.0.2.0/24") ||
 		!strings.Contains(want, "64:ff9b:1::/96") || !strings.Contains(want, "203.0.113.1") {
@@ -419,7 +425,9 @@ func TestRunRepairsAfterCrash(t *testing.T) {
 	}
 
 	// A restart repairs it, as `route sync` would.
-	x = startTranslator(t, tp, cfg, "--keep-routes")
+	// The killed process's tcx link died with it: the fast path attaches
+	// again (mode on fails start-up otherwise).
+	x = startTranslator(t, tp, cfg, "--keep-routes", "--fastpath", mode)
 	if got := routesOf(ns, "nat64-t"); got != want {
 		t.Errorf("restart did not repair:\n%s\nwant\n%s", got, want)
 	}
@@ -450,9 +458,15 @@ func TestRunRepairsAfterCrash(t *testing.T) {
 // A long-lived TCP connection survives a SIGHUP reload.
 func TestRunReloadKeepsConnections(t *testing.T) {
 	netns.RequireRoot(t)
+	for _, mode := range fastPathModes {
+		t.Run("fastpath "+mode, func(t *testing.T) { testRunReload(t, mode) })
+	}
+}
+
+func testRunReload(t *testing.T, mode string) {
 	tp := netns.NewTopology(t)
 	cfg := writeRunConfig(t, "")
-	x := startTranslator(t, tp, cfg)
+	x := startTranslator(t, tp, cfg, "--fastpath", mode)
 
 	var ln net.Listener
 	if err := tp.Server.Do(func() (err error) { ln, err = net.Listen("tcp4", tp.ServerAddr.String()+":7000"); return err }); err != nil {
@@ -501,8 +515,14 @@ func TestRunReloadKeepsConnections(t *testing.T) {
 		}
 		return nil
 	})
+	before := x.stats(t)
 	if err := echo("after the reload"); err != nil {
 		t.Errorf("connection lost across SIGHUP: %v", err)
+	}
+	// The reload kept the session in the fast path's maps: the kernel
+	// still carries the connection.
+	if after := x.stats(t); mode == "on" && (after.FastPath.Sessions == 0 || after.FastPath.Packets["6to4/tcp"] == before.FastPath.Packets["6to4/tcp"]) {
+		t.Errorf("after the reload the fast path no longer carries the connection: %+v", after.FastPath)
 	}
 	// An invalid file is refused; the daemon keeps running.
 	os.WriteFile(cfg, []byte("[[instance]]\nname = \"nat64-t\"\n"), 0o644)
