@@ -46,7 +46,7 @@ packets, sessions and BIB entries per protocol, and pool4 use.`,
 		switch {
 		case fp == nil:
 		case fp.Active:
-			fmt.Fprintf(w, "fast path: attached (fastpath = %s), %d sessions in its maps, %d refused\n", fp.Mode, fp.Sessions, fp.InsertErrors)
+			fmt.Fprintf(w, "fast path: attached (fastpath = %s), %d sessions in its maps, %d refused, %d packets dropped\n", fp.Mode, fp.Sessions, fp.InsertErrors, fp.Dropped)
 		default:
 			fmt.Fprintf(w, "fast path: not attached (fastpath = %s): %s\n", fp.Mode, fp.Reason)
 		}
