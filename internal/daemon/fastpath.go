@@ -35,7 +35,7 @@ func (d *Daemon) startFastPath(in *nat64conf.Instance, mode nat64conf.FastPathMo
 		d.fast.reason = "fastpath = off"
 		return nil
 	}
-	fp, err := loadFastPath(in)
+	fp, err := loadFast(in)
 	if err != nil {
 		if mode == nat64conf.FastPathOn {
 			return fmt.Errorf("fast path (fastpath = on): %w", err)
@@ -49,6 +49,9 @@ func (d *Daemon) startFastPath(in *nat64conf.Instance, mode nat64conf.FastPathMo
 	d.log.Info("fast path attached", "device", in.Name)
 	return nil
 }
+
+// loadFast loads and attaches the fast path; tests stand in for it.
+var loadFast = loadFastPath
 
 func loadFastPath(in *nat64conf.Instance) (*fastpath.FastPath, error) {
 	ifc, err := net.InterfaceByName(in.Name)
