@@ -544,3 +544,49 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// Without CAP_BPF (and CAP_SYS_ADMIN, which would stand in for it) the
+// kernel refuses the fast path: fastpath on fails start-up saying why;
+// auto translates without it and says why in one log line.
+func TestRunFastPathWithoutCAPBPF(t *testing.T) {
+	netns.RequireRoot(t)
+	netns.RequireCommand(t, "setpriv", "util-linux")
+	tp := netns.NewTopology(t)
+	cfg := writeRunConfig(t, "")
+	bin := nat64ctlBinary(t)
+	noBPF := []string{"setpriv", "--bounding-set=-bpf,-sys_admin", "--inh-caps=-bpf,-sys_admin", bin, "run", "-c", cfg, "--queues", "1"}
+
+	on := tp.Translator.Start(append(noBPF, "--fastpath", "on")...)
+	select {
+	case <-on.Done():
+	case <-time.After(10 * time.Second):
+		on.Stop()
+		t.Fatalf("fastpath on without CAP_BPF did not fail start-up:\n%s", on.Output())
+	}
+	if on.Err() == nil || !strings.Contains(on.Output(), "CAP_BPF") {
+		t.Errorf("fastpath on without CAP_BPF: %v, want a failure naming CAP_BPF:\n%s", on.Err(), on.Output())
+	}
+
+	auto := tp.Translator.Start(append(noBPF, "--fastpath", "auto")...)
+	x := &translator{tp: tp, bin: bin, cfg: cfg, proc: auto}
+	netns.WaitFor(t, 10*time.Second, "nat64ctl /healthz", func() error {
+		select {
+		case <-auto.Done():
+			return fmt.Errorf("nat64ctl exited: %v\n%s", auto.Err(), auto.Output())
+		default:
+		}
+		_, err := x.ctl(context.Background(), "stats")
+		return err
+	})
+	defer auto.Stop()
+	st := x.stats(t)
+	if st.FastPath == nil || st.FastPath.Active || !strings.Contains(st.FastPath.Reason, "not permitted") {
+		t.Errorf("auto without CAP_BPF: %+v", st.FastPath)
+	}
+	if n := strings.Count(auto.Output(), "fast path not loaded"); n != 1 {
+		t.Errorf("want one log line saying why, got %d:\n%s", n, auto.Output())
+	}
+	if err := tp.Client.Ping(synthesized(tp.ServerAddr), 2); err != nil {
+		t.Errorf("auto without the fast path must still translate: %v", err)
+	}
+}
