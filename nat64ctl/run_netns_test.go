@@ -22,6 +22,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
 	"github.com/nat64kit/nat64kit/internal/control"
 	"github.com/nat64kit/nat64kit/test/netns"
 )
@@ -409,8 +412,15 @@ func testRunRepairs(t *testing.T, mode string) {
 		t.Fatalf("after start:\n%s", want)
 	}
 
+	wantProgs := 0
+	if mode == "on" {
+		wantProgs = 1
+	}
+	checkTCX(t, ns, "nat64-t", wantProgs, "after start")
 	syscall.Kill(x.proc.PID(), syscall.SIGKILL)
 	<-x.proc.Done()
+	// The tcx link was not pinned: it died with the process.
+	checkTCX(t, ns, "nat64-t", 0, "after kill -9")
 	if got := routesOf(ns, "nat64-t"); got != want {
 		t.Errorf("a crash should leave the routes of the persistent device:\n%s\nwant\n%s", got, want)
 	}
@@ -438,8 +448,10 @@ func testRunRepairs(t *testing.T, mode string) {
 		t.Errorf("route show: %v\n%s", err, out)
 	}
 
+	checkTCX(t, ns, "nat64-t", wantProgs, "after the restart")
 	// --keep-routes: SIGTERM leaves them; `route flush` removes only ours.
 	x.proc.Stop()
+	checkTCX(t, ns, "nat64-t", 0, "after SIGTERM")
 	if got := routesOf(ns, "nat64-t"); got != want {
 		t.Errorf("--keep-routes removed routes:\n%s", got)
 	}
@@ -588,5 +600,26 @@ func TestRunFastPathWithoutCAPBPF(t *testing.T) {
 	}
 	if err := tp.Client.Ping(synthesized(tp.ServerAddr), 2); err != nil {
 		t.Errorf("auto without the fast path must still translate: %v", err)
+	}
+}
+
+// checkTCX asserts how many programs are attached to dev's tcx egress.
+func checkTCX(t *testing.T, ns *netns.NS, dev string, want int, when string) {
+	t.Helper()
+	var got int
+	err := ns.Do(func() error {
+		ifc, err := net.InterfaceByName(dev)
+		if err != nil {
+			return err
+		}
+		r, err := link.QueryPrograms(link.QueryOptions{Target: ifc.Index, Attach: ebpf.AttachTCXEgress})
+		if err != nil {
+			return err
+		}
+		got = len(r.Programs)
+		return nil
+	})
+	if err != nil || got != want {
+		t.Errorf("%s: %d programs at %s's tcx egress (%v), want %d", when, got, dev, err, want)
 	}
 }
