@@ -173,3 +173,23 @@ func someSession(in tuple) (Session, bool) {
 	}
 	return sessionOf(in, out)
 }
+
+// BenchmarkInsertDelete is what handing one session to the kernel and
+// taking it back costs the state table's writer (two map updates, two
+// deletes).
+func BenchmarkInsertDelete(b *testing.B) {
+	f := loadForTest(b, 1500, 1500, 1280)
+	s := Session{Proto: nat64.UDP, Src6: [16]byte{0x20, 0x01, 0x0d, 0xb8, 15: 1}, Src6Port: 1000,
+		Dst6: [16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0x64, 15: 2}, Dst6Port: 53,
+		Src4: [4]byte{203, 0, 113, 1}, Src4Port: 2000, Dst4: [4]byte{192, 0, 2, 2}, Dst4Port: 53}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		s.Src6Port = uint16(i)
+		if err := f.Insert(&s); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Delete(&s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
