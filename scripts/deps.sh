@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 # `systemd-analyze verify` of the units in deploy/systemd.
 declare -A APT=(
   [demo]="iproute2 iputils-ping dnsutils curl"
-  [test]="iproute2 iputils-ping dnsutils curl ethtool systemd"
+  [test]="iproute2 iputils-ping dnsutils curl ethtool systemd bird2"
   [bench]="iproute2 iputils-ping dnsutils curl iperf3 tayga dnsperf unbound"
   [generate]="clang llvm libbpf-dev"
 )
