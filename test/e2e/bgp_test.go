@@ -15,9 +15,11 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -703,6 +705,160 @@ func TestBGPFailover(t *testing.T) {
 		w.startBird(t, "xa", filepath.Join(w.dir, "xa.conf"))
 		back := w.awaitRouted(t, start, 15*time.Second, "both translators again", bothAnnounced())
 		t.Logf("BIRD of xa restarted: its routes back at the upstream %v after the start", back.Round(time.Millisecond))
+	})
+
+	// docs/deploy.md's FRR config, verbatim (its values are xa's), on xa in
+	// place of BIRD: the same announcements and withdrawals.
+	t.Run("FRR instead of BIRD", func(t *testing.T) {
+		requireFRR(t)
+		conf, err := frrConfFromDoc()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.birds["xa"].Stop()
+		delete(w.birdSockets, "xa")
+		w.awaitRouted(t, time.Now(), 10*time.Second, "nat64-b's routes only", onlyB)
+		start := time.Now()
+		w.startFRR(t, "xa", conf)
+		took := w.awaitRouted(t, start, 20*time.Second, "both translators, xa by FRR", bothAnnounced())
+		t.Logf("FRR on xa: its routes at the upstream %v after zebra started", took.Round(time.Millisecond))
+		for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+			p := w.translators["xa"]
+			start := time.Now()
+			if err := p.Cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			withdrawn := w.awaitRouted(t, start, 10*time.Second, "nat64-b's routes only", onlyB)
+			<-p.Done()
+			t.Logf("FRR, %v: nat64-a's routes withdrawn at the upstream %v after the signal", sig, withdrawn.Round(time.Millisecond))
+			if withdrawn > 5*time.Second {
+				t.Errorf("withdrawal took %v", withdrawn)
+			}
+			start = time.Now()
+			w.startTranslator(t, "xa")
+			back := w.awaitRouted(t, start, 15*time.Second, "both translators again", bothAnnounced())
+			t.Logf("FRR: after the restart, nat64-a's routes back at the upstream %v after the start", back.Round(time.Millisecond))
+		}
+		if err := reaches("xa"); err != nil {
+			t.Errorf("through xa, announced by FRR: %v", err)
+		}
+	})
+}
+
+// frrConfFromDoc returns the FRR config block (```frr) of docs/deploy.md.
+func frrConfFromDoc() (string, error) {
+	doc, err := os.ReadFile(deployDoc)
+	if err != nil {
+		return "", err
+	}
+	blocks := regexp.MustCompile("(?s)```frr\n(.*?)```").FindAllSubmatch(doc, -1)
+	if len(blocks) != 1 {
+		return "", fmt.Errorf("%s: %d ```frr blocks, want 1", deployDoc, len(blocks))
+	}
+	return string(blocks[0][1]), nil
+}
+
+const deployDoc = "../../docs/deploy.md"
+
+// FRR's daemons are where Debian's frr package puts them.
+const frrDir = "/usr/lib/frr"
+
+func requireFRR(t *testing.T) {
+	t.Helper()
+	for _, prog := range []string{frrDir + "/zebra", frrDir + "/bgpd"} {
+		if _, err := os.Stat(prog); err != nil {
+			t.Skipf("needs FRR's %s (apt-get install frr)", prog)
+		}
+	}
+	netns.RequireCommand(t, "vtysh", "frr")
+	if _, err := user.Lookup("frr"); err != nil {
+		t.Skipf("needs FRR's user frr (apt-get install frr): %v", err)
+	}
+}
+
+// vtyshCheck dry-runs an FRR config; a refused one is an error naming the
+// file and the line vtysh reports.
+func vtyshCheck(path string) error {
+	out, err := exec.Command("vtysh", "-C", "-f", path).CombinedOutput()
+	if err == nil {
+		return nil
+	}
+	if m := regexp.MustCompile(`line (\d+): (.*)`).FindStringSubmatch(string(out)); m != nil {
+		return fmt.Errorf("%s:%s: %s", path, m[1], strings.TrimSpace(m[2]))
+	}
+	return fmt.Errorf("vtysh -C -f %s: %v: %s", path, err, out)
+}
+
+// The FRR block of docs/deploy.md passes FRR's own dry run, and a typo in
+// a copy fails naming its line.
+func TestBGPFRRConfig(t *testing.T) {
+	requireFRR(t)
+	conf, err := frrConfFromDoc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "frr.conf")
+	os.WriteFile(good, []byte(conf), 0o644)
+	if err := vtyshCheck(good); err != nil {
+		t.Fatalf("the FRR block of %s: %v", deployDoc, err)
+	}
+	lines := strings.Split(conf, "\n")
+	typoLine := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(strings.TrimSpace(l), "redistribute kernel") })
+	if typoLine < 0 {
+		t.Fatal("no `redistribute kernel` line in the FRR block")
+	}
+	lines[typoLine] = strings.Replace(lines[typoLine], "kernel", "kernal", 1)
+	bad := filepath.Join(dir, "typo.conf")
+	os.WriteFile(bad, []byte(strings.Join(lines, "\n")), 0o644)
+	want := fmt.Sprintf("%s:%d:", bad, typoLine+1)
+	if err := vtyshCheck(bad); err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("a typo on line %d: %v, want an error starting %q", typoLine+1, err, want)
+	}
+}
+
+// startFRR runs FRR's zebra and bgpd in host's namespace with conf, as
+// children of the test, their sockets in a directory of their own that
+// FRR's user can write (the daemons drop to it).
+func (w *bgpWorld) startFRR(t *testing.T, host, conf string) {
+	t.Helper()
+	u, err := user.Lookup("frr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	dir, err := os.MkdirTemp("", "nat64kit-frr-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	zebraConf, bgpdConf := filepath.Join(dir, "zebra.conf"), filepath.Join(dir, "frr.conf")
+	os.WriteFile(zebraConf, []byte("hostname "+host+"\n"), 0o640)
+	os.WriteFile(bgpdConf, []byte(conf), 0o640)
+	for _, p := range []string{dir, zebraConf, bgpdConf} {
+		if err := os.Chown(p, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	zserv := filepath.Join(dir, "zserv.api")
+	common := []string{"-z", zserv, "--vty_socket", dir, "-u", "frr", "-g", "frr", "-P", "0"}
+	ns := w.host(host)
+	ns.Start(append([]string{frrDir + "/zebra", "-f", zebraConf, "-i", filepath.Join(dir, "zebra.pid")}, common...)...)
+	netns.WaitFor(t, 10*time.Second, "zebra's socket "+zserv, func() error { _, err := os.Stat(zserv); return err })
+	ns.Start(append([]string{frrDir + "/bgpd", "-f", bgpdConf, "-i", filepath.Join(dir, "bgpd.pid")}, common...)...)
+	netns.WaitFor(t, 10*time.Second, "bgpd to answer vtysh", func() error {
+		out, err := exec.Command("vtysh", "--vty_socket", dir, "-d", "bgpd", "-c", "show bgp summary").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := exec.Command("vtysh", "--vty_socket", dir, "-c", "show bgp summary", "-c", "show bgp ipv6 unicast", "-c", "show bgp ipv4 unicast", "-c", "show ip route", "-c", "show ipv6 route").CombinedOutput()
+			t.Logf("FRR on %s:\n%s", host, out)
+		}
 	})
 }
 
