@@ -129,6 +129,23 @@ func TestBGPBirdConfig(t *testing.T) {
 		t.Errorf("a typo on line %d, rendered: %v, want an error starting %q", typoLine+1, err, want)
 	}
 
+	// The BIRD snippets of docs/deploy.md (the upstream's side) parse too.
+	doc, err := os.ReadFile(deployDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snippets := regexp.MustCompile("(?s)```bird\n(.*?)```").FindAllSubmatch(doc, -1)
+	if len(snippets) == 0 {
+		t.Errorf("%s has no ```bird block", deployDoc)
+	}
+	for i, snippet := range snippets {
+		path := filepath.Join(dir, fmt.Sprintf("doc-%d.conf", i+1))
+		os.WriteFile(path, snippet[1], 0o644)
+		if err := birdParse(path, ""); err != nil {
+			t.Errorf("BIRD block %d of %s: %v\n%s", i+1, deployDoc, err, snippet[1])
+		}
+	}
+
 	// A shipped file that lost a per-host definition cannot be rendered.
 	without := regexp.MustCompile(`(?m)^define\s+UPSTREAM4\b.*\n`).ReplaceAll(shipped, nil)
 	if _, err := renderBirdConf(without, translatorBirdValues("xa")); err == nil || !strings.Contains(err.Error(), "UPSTREAM4") {
@@ -574,6 +591,21 @@ func TestBGPFailover(t *testing.T) {
 		t.FailNow()
 	}
 	onlyB := map[string]string{bgpPrefixB: "xb", bgpPool4B: "xb"}
+	// awaitAnswersAsAtStart waits for dns64 to take a restarted nat64-a
+	// back: every client answered as before the failure.
+	awaitAnswersAsAtStart := func(t *testing.T) {
+		t.Helper()
+		netns.WaitFor(t, 10*time.Second, "dns64 to take nat64-a back", func() error {
+			got, err := answers()
+			if err != nil {
+				return err
+			}
+			if !maps.Equal(got, atStart) {
+				return fmt.Errorf("answers %v, before the failure %v", got, atStart)
+			}
+			return nil
+		})
+	}
 
 	// stopAndReturn takes xa down with sig, checks the withdrawal, the
 	// failover and the return, and logs the times.
@@ -633,16 +665,7 @@ func TestBGPFailover(t *testing.T) {
 		if err := reaches("xa"); err != nil {
 			t.Errorf("through xa after the restart: %v", err)
 		}
-		netns.WaitFor(t, 10*time.Second, "dns64 to take nat64-a back", func() error {
-			got, err := answers()
-			if err != nil {
-				return err
-			}
-			if !maps.Equal(got, atStart) {
-				return fmt.Errorf("answers %v, before the failure %v", got, atStart)
-			}
-			return nil
-		})
+		awaitAnswersAsAtStart(t)
 	}
 	t.Run("SIGTERM", func(t *testing.T) { stopAndReturn(t, syscall.SIGTERM) })
 	t.Run("kill -9", func(t *testing.T) { stopAndReturn(t, syscall.SIGKILL) })
@@ -678,6 +701,7 @@ func TestBGPFailover(t *testing.T) {
 		w.xa.MustExec("ip", "link", "del", "nat64-a")
 		w.startTranslator(t, "xa")
 		w.awaitRouted(t, time.Now(), 15*time.Second, "both translators again", bothAnnounced())
+		awaitAnswersAsAtStart(t)
 	})
 
 	// xa's BIRD dies while nat64ctl keeps translating: the kernel closes its
