@@ -578,10 +578,8 @@ func TestBGPFailover(t *testing.T) {
 				t.Errorf("through %s: %v", host, err)
 			}
 		}
-		var err2 error
-		atStart, err2 = answers()
-		if err2 != nil {
-			t.Fatal(err2)
+		if atStart, err = answers(); err != nil {
+			t.Fatal(err)
 		}
 		if n := countOf(atStart, "xa"); n == 0 || n == len(clients) {
 			t.Fatalf("dns64 spread %d clients as %v: want both prefixes in use", len(clients), atStart)
@@ -729,6 +727,29 @@ func TestBGPFailover(t *testing.T) {
 		w.startBird(t, "xa", filepath.Join(w.dir, "xa.conf"))
 		back := w.awaitRouted(t, start, 15*time.Second, "both translators again", bothAnnounced())
 		t.Logf("BIRD of xa restarted: its routes back at the upstream %v after the start", back.Round(time.Millisecond))
+	})
+
+	// xa's BIRD hangs (SIGSTOP: its sessions stay open but fall silent, as
+	// when a host freezes or its link silently drops everything): only the
+	// upstream's hold timer (3 s, the lower of the two sides' hold times)
+	// withdraws the routes.
+	t.Run("BIRD frozen", func(t *testing.T) {
+		p := w.birds["xa"]
+		start := time.Now()
+		if err := p.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		withdrawn := w.awaitRouted(t, start, 15*time.Second, "nat64-b's routes only", onlyB)
+		t.Logf("BIRD of xa frozen: its routes withdrawn at the upstream %v after SIGSTOP (hold time 3 s)", withdrawn.Round(time.Millisecond))
+		if withdrawn < 2*time.Second {
+			t.Errorf("withdrawn after %v, before a hold time of 3 s could run out", withdrawn)
+		}
+		start = time.Now()
+		if err := p.Cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		back := w.awaitRouted(t, start, 15*time.Second, "both translators again", bothAnnounced())
+		t.Logf("BIRD of xa thawed: its routes back at the upstream %v after SIGCONT", back.Round(time.Millisecond))
 	})
 
 	// docs/deploy.md's FRR config, verbatim (its values are xa's), on xa in
