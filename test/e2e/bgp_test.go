@@ -122,6 +122,13 @@ func TestBGPBirdConfig(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("a typo on line %d: %v, want an error starting %q", typoLine+1, err, want)
 	}
+	// docs/deploy.md shows BIRD's own words for this typo, installed as
+	// /etc/bird/bird.conf.
+	raw, _ := exec.Command("bird", "-p", "-c", corrupt).CombinedOutput()
+	shown := strings.ReplaceAll(strings.TrimSpace(string(raw)), corrupt, "/etc/bird/bird.conf")
+	if doc, err := os.ReadFile(deployDoc); err != nil || !strings.Contains(string(doc), "\n"+shown+"\n") {
+		t.Errorf("%s should show what bird -p prints for `lern;`: %q (%v)", deployDoc, shown, err)
+	}
 	// Rendered from a corrupted shipped file: the error names the shipped name.
 	err = birdParse(corrupt, shippedBirdConf)
 	want = fmt.Sprintf("%s:%d:", shippedBirdConf, typoLine+1)
