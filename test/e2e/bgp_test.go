@@ -6,7 +6,9 @@ package e2e
 // behind the upstream reaches an IPv4 server through either, and when one
 // translator stops (SIGTERM) or dies (kill -9) its routes are withdrawn,
 // the upstream stops routing to it, and dns64 moves clients to the other
-// prefix.
+// prefix. Also timed: a persistent TUN (the stale announcement it leaves),
+// BIRD killed, BIRD frozen (the hold timer), and docs/deploy.md's FRR
+// config run in BIRD's place when FRR is installed.
 
 import (
 	"context"
