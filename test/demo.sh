@@ -78,9 +78,9 @@ inst=nat64-b; case "$aaaa" in 64:ff9b:1:*) inst=nat64-a;; esac
 bold "7. The flow in $inst's session table"
 run ip netns exec "$router" "$bin/nat64ctl" session show -c "$ex/nat64.toml" --instance "$inst"
 
-bold "8. Its metrics"
+bold "8. Its metrics: all it translated, and the kernel fast path's share"
 port=9165; [ "$inst" = nat64-a ] && port=9164
-in_ns "$router" curl -s "http://127.0.0.1:$port/metrics" | grep -E '^nat64ctl_(packets_translated_total|sessions)\{' | grep -v ' 0$'
+in_ns "$router" curl -s "http://127.0.0.1:$port/metrics" | grep -E '^nat64ctl_((fastpath_)?packets_translated_total|fastpath_packets_total|sessions)\{|^nat64ctl_fastpath_active ' | grep -v ' 0$'
 
 bold "9. Teardown: on SIGTERM the translators remove the routes they installed"
 kill "${pids[1]}" "${pids[2]}"; wait "${pids[1]}" "${pids[2]}" 2>/dev/null || true
