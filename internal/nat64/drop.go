@@ -21,7 +21,10 @@ const (
 	UnsupportedProto                     // not TCP, UDP or ICMP
 	UntranslatableICMP                   // ICMP type/code with no mapping (ND, MLD, ...), or its quoted packet unusable
 	ICMPErrorInError                     // ICMP error quoting an ICMP error
-	FragmentedICMP                       // ICMP needs reassembly to translate its checksum
+	ReassemblyTimeout                    // fragment of an ICMP datagram not complete within the fragment timeout
+	ReassemblyOverlap                    // fragment of an ICMP datagram with overlapping or inconsistent fragments (RFC 5722)
+	ReassemblyTooMany                    // fragment of an ICMP datagram with no room: too many datagrams, bytes or pieces in flight
+	ReassemblyTooBig                     // fragment of an ICMP datagram larger than an IPv4 packet can carry
 	FragmentNoState                      // later fragment whose first fragment was not seen
 	FragmentedZeroChecksumUDP            // IPv4 UDP fragment with checksum 0: cannot compute one
 	ZeroChecksumUDP                      // IPv4 UDP with checksum 0, dropped by configuration
@@ -57,7 +60,10 @@ var dropNames = [NumDropReasons]string{
 	UnsupportedProto:          "unsupported_proto",
 	UntranslatableICMP:        "untranslatable_icmp",
 	ICMPErrorInError:          "icmp_error_in_error",
-	FragmentedICMP:            "fragmented_icmp",
+	ReassemblyTimeout:         "reassembly_timeout",
+	ReassemblyOverlap:         "reassembly_overlap",
+	ReassemblyTooMany:         "reassembly_too_many",
+	ReassemblyTooBig:          "reassembly_too_big",
 	FragmentNoState:           "fragment_no_state",
 	FragmentedZeroChecksumUDP: "fragmented_zero_checksum_udp",
 	ZeroChecksumUDP:           "zero_checksum_udp",

@@ -21,6 +21,7 @@ type packet4to6 struct {
 	tcpFlags uint8
 	zeroUDP  bool // UDP without checksum: one is computed
 	frag     fragKey
+	reasm    bool // a fragment of ICMP: it goes to reassembly
 	hairpin  bool // the IPv4 form of a packet from6 just translated
 
 	// The outgoing tuple (step 2).
@@ -39,6 +40,7 @@ func (x *packet4to6) start(buf []byte, off, n int, hairpin bool) {
 	x.buf, x.off, x.p, x.hairpin = buf, off, buf[off:off+n], hairpin
 	x.flow = state.Flow4{}
 	x.tcpFlags, x.zeroUDP, x.fragHdr, x.port6 = 0, false, 0, 0
+	x.reasm = false
 }
 
 // from4 is the IPv4 -> IPv6 pipeline. hairpin is set when the packet is the
@@ -49,6 +51,9 @@ func (t *Translator) from4(buf []byte, off, n int, now int64, out *Output, hairp
 	x.start(buf, off, n, hairpin)
 	if r := t.determineIncomingTuple4(x, out); r != nat64.Translated {
 		return r
+	}
+	if x.reasm {
+		return t.reassemble4(x, now, out)
 	}
 	if x.in.Proto == nat64.ProtoICMPv4 && packet.IsICMPv4Error(x.l4[0]) {
 		if hairpin {
@@ -127,7 +132,8 @@ func (t *Translator) determineIncomingTuple4(x *packet4to6, out *Output) nat64.D
 		}
 	case nat64.ProtoICMPv4:
 		if in.Fragmented {
-			return nat64.FragmentedICMP
+			x.reasm = true // the ICMPv6 checksum needs the whole datagram
+			return nat64.Translated
 		}
 		ic := packet.ICMPv4(x.l4)
 		if packet.IsICMPv4Error(ic.Type()) {
@@ -165,7 +171,7 @@ func (t *Translator) filterAndUpdate4(x *packet4to6, now int64, out *Output) nat
 			return r
 		}
 		if x.in.Fragmented {
-			t.frags.put(&x.frag, &x.dst6, now)
+			t.frags.put(&x.frag, &x.dst6, now, t.fragTimeout)
 		}
 	}
 	t.prefix.EmbedTo(&x.src6, x.src4)
@@ -380,4 +386,39 @@ func addrSum4(a, b *[4]byte) uint16 {
 
 func addrSum6(a, b *[16]byte) uint16 {
 	return packet.Checksum(b[:], packet.Checksum(a[:], 0))
+}
+
+// reassemble4 takes an ICMPv4 fragment into reassembly; the fragment that
+// completes its datagram sends the whole datagram through from4.
+func (t *Translator) reassemble4(x *packet4to6, now int64, out *Output) nat64.DropReason {
+	in := &x.in
+	data := x.p[in.L4Off:in.Len]
+	if len(data) == 0 || in.MoreFrags && len(data)%8 != 0 {
+		return nat64.MalformedIPv4 // offsets count 8-byte units (RFC 791)
+	}
+	f := fragment{key: &x.frag, hdr: x.p[:packet.IPv4MinHeader], data: data, off: in.FragOffset, more: in.MoreFrags}
+	l4 := t.whole[wholeHeadroom+packet.IPv4MinHeader:]
+	n, r := t.reasm.add(&f, now, &t.Counters, l4, &t.wholeHdr)
+	if r != nat64.Translated {
+		return r
+	}
+	if n == 0 {
+		t.Counters.FragmentsHeld++
+		return nat64.Translated
+	}
+	t.Counters.Reassembled++
+	// RFC 791: the first fragment's header, options left out (the
+	// translation drops them anyway), now for the whole datagram.
+	h := packet.IPv4(t.wholeHdr[:packet.IPv4MinHeader])
+	var fl packet.IPv4Fields
+	fl.TOS, fl.ID, fl.DF, fl.TTL, fl.Protocol = h.TOS(), h.ID(), h.DF(), h.TTL(), h.Protocol()
+	fl.Src, fl.Dst = h.Src(), h.Dst()
+	fl.TotalLen = uint16(packet.IPv4MinHeader + n)
+	p := t.whole[wholeHeadroom : wholeHeadroom+packet.IPv4MinHeader+n]
+	packet.IPv4(p).Encode(&fl)
+	r = t.from4(t.whole, wholeHeadroom, len(p), now, out, x.hairpin)
+	if !out.detach() {
+		return nat64.OutputFull
+	}
+	return r
 }

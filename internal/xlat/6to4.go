@@ -1,6 +1,8 @@
 package xlat
 
 import (
+	"encoding/binary"
+
 	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/internal/packet"
 	"github.com/nat64kit/nat64kit/internal/state"
@@ -18,6 +20,9 @@ type packet6to4 struct {
 	flow     state.Flow6
 	tcpFlags uint8
 	frag     fragKey // set for a fragment
+	reasm    bool    // a fragment of ICMP: it goes to reassembly
+	whole    bool    // a datagram just reassembled, in t.whole
+	split    bool    // whole, and too big for the IPv4 MTU: sent as IPv4 fragments
 
 	// The outgoing tuple (step 2).
 	src4    [4]byte
@@ -28,18 +33,23 @@ type packet6to4 struct {
 // start readies x for a packet. x lives in the Translator, so that a
 // packet does not pay for zeroing all of it: start sets the fields a step
 // may read before another step writes them, and the steps set the rest.
-func (x *packet6to4) start(buf []byte, off, n int) {
+func (x *packet6to4) start(buf []byte, off, n int, whole bool) {
 	x.buf, x.off, x.p = buf, off, buf[off:off+n]
 	x.flow = state.Flow6{}
 	x.tcpFlags, x.port4 = 0, 0
+	x.reasm, x.whole, x.split = false, whole, false
 }
 
-// from6 is the IPv6 -> IPv4 pipeline.
-func (t *Translator) from6(buf []byte, off, n int, now int64, out *Output) nat64.DropReason {
+// from6 is the IPv6 -> IPv4 pipeline. whole is set for a datagram the
+// translator reassembled (in t.whole).
+func (t *Translator) from6(buf []byte, off, n int, now int64, out *Output, whole bool) nat64.DropReason {
 	x := &t.x6
-	x.start(buf, off, n)
+	x.start(buf, off, n, whole)
 	if r := t.determineIncomingTuple6(x, out); r != nat64.Translated {
 		return r
+	}
+	if x.reasm {
+		return t.reassemble6(x, now, out)
 	}
 	if x.in.Proto == nat64.ProtoICMPv6 && packet.IsICMPv6Error(x.l4[0]) {
 		return t.icmpError6to4(x.p[:x.in.Len], &x.in, x.z, now, out)
@@ -100,7 +110,14 @@ func (t *Translator) determineIncomingTuple6(x *packet6to4, out *Output) nat64.D
 		}
 	case nat64.ProtoICMPv6:
 		if in.Fragmented {
-			return nat64.FragmentedICMP
+			// Its checksum needs the whole datagram. The fragment's data
+			// must start right after the Fragment header, as it does in
+			// the later fragments (whose Fragment header names ICMPv6).
+			if in.L4Off != in.FragHdrOff+packet.FragmentLen {
+				return nat64.UnsupportedProto
+			}
+			x.reasm = true
+			return nat64.Translated
 		}
 		ic := packet.ICMPv6(x.l4)
 		if packet.IsICMPv6Error(ic.Type()) {
@@ -141,7 +158,7 @@ func (t *Translator) filterAndUpdate6(x *packet6to4, now int64, out *Output) nat
 		if x.in.Fragmented {
 			var a [16]byte
 			copy(a[:], x.src4[:])
-			t.frags.put(&x.frag, &a, now)
+			t.frags.put(&x.frag, &a, now, t.fragTimeout)
 		}
 	}
 	x.hairpin = t.tbl.OwnsIPv4(x.z)
@@ -152,6 +169,14 @@ func (t *Translator) filterAndUpdate6(x *packet6to4, now int64, out *Output) nat
 // Big (RFC 7915 §5.1), reporting the IPv4 MTU plus the header difference.
 func (t *Translator) checkSize6to4(x *packet6to4, out *Output) nat64.DropReason {
 	if packet.IPv4MinHeader+len(x.l4) <= t.mtu4 || x.hairpin {
+		return nat64.Translated
+	}
+	if x.whole {
+		// Its sender fragmented it already, so it allows fragmentation:
+		// the IPv4 form is fragmented to the IPv4 MTU (DF clear), as the
+		// fragments would have been translated one by one (RFC 7915
+		// §5.1.1).
+		x.split = true
 		return nat64.Translated
 	}
 	mtu := max(t.mtu4+20, packet.IPv6MinMTU)
@@ -180,6 +205,10 @@ func (t *Translator) translate6to4(x *packet6to4) (start, end int) {
 		// RFC 7915 §5.1.1: identification from the Fragment header, DF
 		// clear so IPv4 routers may fragment further.
 		f.ID, f.MF, f.FragOffset = uint16(in.FragID), in.MoreFrags, in.FragOffset
+	} else if x.whole {
+		// RFC 7915 §5.1.1, as for its fragments: the identification's
+		// low 16 bits, DF clear.
+		f.ID = uint16(t.wholeFrag)
 	} else {
 		f.ID, f.DF = t.nextID(), outLen > dfThreshold
 	}
@@ -225,6 +254,9 @@ func translateUpperLayer6to4(x *packet6to4, l4 []byte, addrOld, addrNew uint16) 
 // destination is one of our own pool4 addresses, sends it straight back
 // through the 4->6 pipeline (RFC 6146 §3.8, hairpinning).
 func (t *Translator) handOver6to4(x *packet6to4, start, end int, now int64, out *Output) nat64.DropReason {
+	if x.split {
+		return t.fragment4(x.buf[start:end], out)
+	}
 	t.count(SixToFour, x.in.Proto, x.buf[start:end])
 	if x.hairpin {
 		t.Counters.Hairpinned++
@@ -253,4 +285,67 @@ func echo6to4(l4 []byte, addrs6, id uint16, length int) {
 	ic.SetTypeCode(uint8(newType>>8), 0)
 	ic.SetIdent(id)
 	ic.SetChecksum(ck)
+}
+
+// reassemble6 takes an ICMPv6 fragment into reassembly; the fragment that
+// completes its datagram sends the whole datagram through from6.
+func (t *Translator) reassemble6(x *packet6to4, now int64, out *Output) nat64.DropReason {
+	in := &x.in
+	data := x.p[in.L4Off:in.Len]
+	if len(data) == 0 || in.MoreFrags && len(data)%8 != 0 {
+		// RFC 8200 §4.5: a fragment other than the last is a multiple
+		// of 8 bytes long.
+		return nat64.MalformedIPv6
+	}
+	f := fragment{key: &x.frag, hdr: x.p[:packet.IPv6HeaderLen], data: data, off: in.FragOffset, more: in.MoreFrags}
+	id := in.FragID
+	l4 := t.whole[wholeHeadroom+packet.IPv6HeaderLen:]
+	n, r := t.reasm.add(&f, now, &t.Counters, l4, &t.wholeHdr)
+	if r != nat64.Translated {
+		return r
+	}
+	if n == 0 {
+		t.Counters.FragmentsHeld++
+		return nat64.Translated
+	}
+	t.Counters.Reassembled++
+	// The first fragment's IPv6 header, without extension headers: what
+	// translation needs of them was checked on every fragment.
+	p := t.whole[wholeHeadroom : wholeHeadroom+packet.IPv6HeaderLen+n]
+	copy(p, t.wholeHdr[:packet.IPv6HeaderLen])
+	binary.BigEndian.PutUint16(p[4:], uint16(n))
+	p[6] = byte(nat64.ProtoICMPv6)
+	t.wholeFrag = id
+	r = t.from6(t.whole, wholeHeadroom, len(p), now, out, true)
+	if !out.detach() {
+		return nat64.OutputFull
+	}
+	return r
+}
+
+// fragment4 sends the IPv4 packet p (a 20-byte header, DF clear) as
+// fragments of at most the IPv4 MTU, into the Output's arena (RFC 791).
+func (t *Translator) fragment4(p []byte, out *Output) nat64.DropReason {
+	h := packet.IPv4(p)
+	data := p[packet.IPv4MinHeader:]
+	maxPay := (t.mtu4 - packet.IPv4MinHeader) &^ 7
+	var f packet.IPv4Fields
+	f.TOS, f.ID, f.TTL, f.Protocol = h.TOS(), h.ID(), h.TTL(), h.Protocol()
+	f.Src, f.Dst = h.Src(), h.Dst()
+	for pos := 0; pos < len(data); pos += maxPay {
+		chunk := data[pos:min(pos+maxPay, len(data))]
+		b := out.alloc(packet.IPv4MinHeader + len(chunk))
+		if b == nil {
+			out.Reset()
+			return nat64.OutputFull
+		}
+		f.TotalLen = uint16(len(b))
+		f.FragOffset = pos
+		f.MF = pos+len(chunk) < len(data)
+		packet.IPv4(b).Encode(&f)
+		copy(b[packet.IPv4MinHeader:], chunk)
+		out.push(b)
+		t.count(SixToFour, nat64.ProtoICMPv6, b)
+	}
+	return nat64.Translated
 }

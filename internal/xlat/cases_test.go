@@ -574,10 +574,16 @@ var goldenCases = []goldenCase{
 			setFrag4(p, 32, false)
 			return p
 		}, nat64.FragmentNoState),
-	dropCase("fragmented_echo_6to4", "A fragmented ICMPv6 echo needs reassembly (checksum over the whole datagram): dropped.",
-		nil, func() []byte {
+	{
+		name: "fragmented_echo_6to4",
+		why:  "The first fragment of an ICMPv6 echo is held for reassembly (its checksum covers the whole datagram): nothing is sent yet.",
+		input: func() []byte {
 			return frag6(hostX, serverZ6, nat64.ProtoICMPv6, 0, true, 5, echo(128, identX, 1, pattern(24)))
-		}, nat64.FragmentedICMP),
+		},
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 0)
+		},
+	},
 
 	// MTU.
 	{

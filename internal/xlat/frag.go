@@ -2,14 +2,19 @@ package xlat
 
 import (
 	"hash/maphash"
-	"time"
 
 	"github.com/nat64kit/nat64kit/internal/nat64"
 )
 
-// FragmentTimeout is how long a first fragment's translation is remembered
-// for the later fragments of its datagram (RFC 6146 §4: at least 2 s).
-const FragmentTimeout = 2 * time.Second
+// FragmentTimeout is the default of how long fragments wait for the rest
+// of their datagram, and how long a first fragment's translation is
+// remembered for the later ones (nat64.toml timeouts.fragment). RFC 6146
+// §4 asks a NAT64 to keep fragments at least 2 s; 2 s is also Jool's
+// default. Longer waits (RFC 8200's 60 s, the Linux kernel's
+// ipfrag_time of 30 s) are for end hosts, whose memory an attacker cannot
+// fill with other people's traffic: here a lost fragment would hold its
+// slot of a bounded table that long, and nothing retransmits a fragment.
+const FragmentTimeout = nat64.DefaultFragmentTimeout
 
 // fragTableSize bounds the fragment table (a power of two); beyond it the
 // oldest entry of a probe window is overwritten, so memory never grows.
@@ -69,7 +74,7 @@ func (t *fragTable) hash(k *fragKey) uint64 {
 	return maphash.Bytes(t.seed, b[:])
 }
 
-func (t *fragTable) put(k *fragKey, addr *[16]byte, now int64) {
+func (t *fragTable) put(k *fragKey, addr *[16]byte, now, timeout int64) {
 	home := t.hash(k)
 	victim := -1
 	for i := uint64(0); i < fragProbe; i++ {
@@ -92,7 +97,7 @@ func (t *fragTable) put(k *fragKey, addr *[16]byte, now int64) {
 	e := &t.entries[victim]
 	e.key = *k
 	e.addr = *addr
-	e.expires = now + int64(FragmentTimeout)
+	e.expires = now + timeout
 	if e.expires == 0 {
 		e.expires = 1
 	}

@@ -13,6 +13,7 @@ package xlat
 
 import (
 	"math/rand/v2"
+	"time"
 
 	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/internal/packet"
@@ -44,10 +45,17 @@ type Translator struct {
 	dropZeroUDP bool
 	ipID        uint16 // IPv4 identification generator
 	frags       fragTable
-	errLimit    errLimiter // the ICMP errors the translator originates
-	now         int64      // the time Process (or PortUnreachable) was given
-	x6          packet6to4 // the packet from6 is working on
-	x4          packet4to6 // the packet from4 is working on
+	fragTimeout int64       // how long the fragment table remembers a first fragment
+	reasm       *Reassembly // fragmented ICMP, shared with the instance's other Translators
+	// whole holds a reassembled datagram while it is translated: headroom,
+	// its IP header, and up to reasmMaxL4 bytes of upper layer.
+	whole     []byte
+	wholeHdr  [40]byte
+	wholeFrag uint32     // the Fragment header identification of the datagram in whole
+	errLimit  errLimiter // the ICMP errors the translator originates
+	now       int64      // the time Process (or PortUnreachable) was given
+	x6        packet6to4 // the packet from6 is working on
+	x4        packet4to6 // the packet from4 is working on
 
 	// Counters are this Translator's statistics; the daemon aggregates them.
 	Counters Counters
@@ -67,6 +75,14 @@ type Config struct {
 	// 0 takes nat64.DefaultICMPErrorRate / DefaultICMPErrorBurst.
 	ICMPErrorRate  int
 	ICMPErrorBurst int
+	// FragmentTimeout is how long fragments wait for the rest of their
+	// datagram (reassembly of ICMP, and the fragment table that lets
+	// later TCP and UDP fragments follow the first); 0: FragmentTimeout.
+	FragmentTimeout time.Duration
+	// Reassembly, when set, is shared by every Translator made with this
+	// Config (one per worker: the fragments of one datagram may reach
+	// different workers). nil: each Translator makes its own.
+	Reassembly *Reassembly
 }
 
 // New makes a Translator for the instance, sharing the state table tbl.
@@ -96,6 +112,16 @@ func New(in *Config, tbl *state.Table) *Translator {
 		t.mtu4 = packet.IPv4MinMTU
 	}
 	t.errLimit.init(in.ICMPErrorRate, in.ICMPErrorBurst)
+	timeout := in.FragmentTimeout
+	if timeout <= 0 {
+		timeout = FragmentTimeout
+	}
+	t.fragTimeout = int64(timeout)
+	t.reasm = in.Reassembly
+	if t.reasm == nil {
+		t.reasm = NewReassembly(timeout)
+	}
+	t.whole = make([]byte, wholeHeadroom+packet.IPv6HeaderLen+reasmMaxL4)
 	// Start identifications somewhere that differs between workers and
 	// restarts; uniqueness within the reassembly timeout is what matters.
 	t.ipID = uint16(rand.Uint32())
@@ -115,13 +141,16 @@ func New(in *Config, tbl *state.Table) *Translator {
 func (t *Translator) Process(buf []byte, off, n int, now int64, out *Output) nat64.DropReason {
 	out.Reset()
 	t.now = now
+	if t.reasm.due(now) {
+		t.reasm.expire(now, &t.Counters)
+	}
 	var r nat64.DropReason
 	if n <= 0 || off < 0 || off+n > len(buf) {
 		r = nat64.UnknownVersion
 	} else {
 		switch buf[off] >> 4 {
 		case 6:
-			r = t.from6(buf, off, n, now, out)
+			r = t.from6(buf, off, n, now, out, false)
 		case 4:
 			r = t.from4(buf, off, n, now, out, false)
 		default:
@@ -132,6 +161,16 @@ func (t *Translator) Process(buf []byte, off, n int, now int64, out *Output) nat
 		t.Counters.Drops[r]++
 	}
 	return r
+}
+
+// ExpireFragments drops the fragmented datagrams whose timeout has passed
+// (counted as reassembly_timeout in t.Counters). Process does it too, on
+// the first packet after a timeout; the daemon also calls it once a
+// second, so that the counter moves while no packet comes.
+func (t *Translator) ExpireFragments(now int64) {
+	if t.reasm.due(now) {
+		t.reasm.expire(now, &t.Counters)
+	}
 }
 
 // count counts a translated packet of IP protocol proto (always TCP, UDP
