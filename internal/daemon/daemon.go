@@ -250,6 +250,7 @@ func (d *Daemon) expire() {
 	defer d.expireMu.Unlock()
 	w := d.workers[0]
 	now := d.now()
+	d.expirer.ExpireFragments(now) // shares the workers' reassembly
 	d.table.Expire(now, func(pkt []byte) {
 		if d.expirer.PortUnreachable(pkt, now, d.expireOut) {
 			for _, p := range d.expireOut.List() {
@@ -303,8 +304,8 @@ func (d *Daemon) Reload() error {
 	}
 	// The translators hold these from Start; a reload that would silently
 	// keep the old values is refused instead.
-	if in.LowestIPv6MTU != old.LowestIPv6MTU || in.ICMPErrorRate != old.ICMPErrorRate || in.ICMPErrorBurst != old.ICMPErrorBurst {
-		return fmt.Errorf("%s: lowest_ipv6_mtu, icmp_error_rate and icmp_error_burst of instance %q change only with a restart", d.opts.ConfigPath, in.Name)
+	if in.LowestIPv6MTU != old.LowestIPv6MTU || in.ICMPErrorRate != old.ICMPErrorRate || in.ICMPErrorBurst != old.ICMPErrorBurst || in.FragmentTimeout != old.FragmentTimeout {
+		return fmt.Errorf("%s: lowest_ipv6_mtu, icmp_error_rate, icmp_error_burst and timeouts.fragment of instance %q change only with a restart", d.opts.ConfigPath, in.Name)
 	}
 	if err := d.table.Reconfigure(stateConfig(in)); err != nil {
 		return err
