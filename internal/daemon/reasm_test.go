@@ -1,0 +1,167 @@
+package daemon
+
+import (
+	"bytes"
+	"encoding/binary"
+	"log/slog"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/nat64kit/nat64kit/internal/tunio"
+	"github.com/nat64kit/nat64kit/internal/tunio/tuntest"
+	"github.com/nat64kit/nat64kit/internal/xlat"
+)
+
+// icmpPayload makes n bytes of echo data.
+func icmpPayload(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i * 13)
+	}
+	return b
+}
+
+// echoFrags6 is an ICMPv6 echo request from client to synth with data,
+// in IPv6 fragments of at most 1448 bytes of data each (a 1500-byte link).
+func echoFrags6(id uint16, data []byte, fragID uint32) [][]byte {
+	icmp := make([]byte, 8+len(data))
+	icmp[0] = 128
+	binary.BigEndian.PutUint16(icmp[4:], id)
+	binary.BigEndian.PutUint16(icmp[6:], 1)
+	copy(icmp[8:], data)
+	s, d := client.Addr().As16(), synth.Addr().As16()
+	sum := checksum(checksum(0, s[:]), d[:]) + uint32(len(icmp)) + 58
+	binary.BigEndian.PutUint16(icmp[2:], fold(checksum(sum, icmp)))
+	var frags [][]byte
+	for off := 0; off < len(icmp); off += 1448 {
+		end := min(off+1448, len(icmp))
+		p := make([]byte, 48+end-off)
+		p[0] = 0x60
+		binary.BigEndian.PutUint16(p[4:], uint16(8+end-off))
+		p[6], p[7] = 44, 64
+		copy(p[8:], s[:])
+		copy(p[24:], d[:])
+		p[40] = 58
+		fo := uint16(off)
+		if end < len(icmp) {
+			fo |= 1
+		}
+		binary.BigEndian.PutUint16(p[42:], fo)
+		binary.BigEndian.PutUint32(p[44:], fragID)
+		copy(p[48:], icmp[off:end])
+		frags = append(frags, p)
+	}
+	return frags
+}
+
+// echoReplyFrags4 is the IPv4 echo reply from server to dst, in IPv4
+// fragments of 1480 bytes of data.
+func echoReplyFrags4(dst netip.Addr, id uint16, data []byte, ipID uint16) [][]byte {
+	icmp := make([]byte, 8+len(data))
+	binary.BigEndian.PutUint16(icmp[4:], id)
+	binary.BigEndian.PutUint16(icmp[6:], 1)
+	copy(icmp[8:], data)
+	binary.BigEndian.PutUint16(icmp[2:], fold(checksum(0, icmp)))
+	s, d := server.Addr().As4(), dst.As4()
+	var frags [][]byte
+	for off := 0; off < len(icmp); off += 1480 {
+		end := min(off+1480, len(icmp))
+		p := make([]byte, 20+end-off)
+		p[0] = 0x45
+		binary.BigEndian.PutUint16(p[2:], uint16(len(p)))
+		binary.BigEndian.PutUint16(p[4:], ipID)
+		fo := uint16(off / 8)
+		if end < len(icmp) {
+			fo |= 0x2000
+		}
+		binary.BigEndian.PutUint16(p[6:], fo)
+		p[8], p[9] = 64, 1
+		copy(p[12:], s[:])
+		copy(p[16:], d[:])
+		binary.BigEndian.PutUint16(p[10:], fold(checksum(0, p[:20])))
+		copy(p[20:], icmp[off:end])
+		frags = append(frags, p)
+	}
+	return frags
+}
+
+// waitHeld waits until the workers have taken n fragments into reassembly.
+func waitHeld(t *testing.T, d *Daemon, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var c xlat.Counters
+		var b [numBuckets]uint64
+		for _, w := range d.workers {
+			w.snapshot(&c, &b)
+		}
+		if c.FragmentsHeld >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d fragments held, want %d (drops %v)", c.FragmentsHeld, n, (backend{d}).Stats().Drops)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// The kernel may hand the fragments of one datagram to different TUN
+// queues (see xlat.Reassembly): here the first and last fragments of a
+// ping -s 3000 reach queue 0 and the middle one queue 1, and the reply's
+// the other way round; each datagram is reassembled, translated whole
+// and sent as fragments by the worker that got its last fragment.
+func TestDaemonReassemblesAcrossQueues(t *testing.T) {
+	mems := []*tuntest.Memory{tuntest.NewMemory("nat64-t", 1500, 16, 64), tuntest.NewMemory("nat64-t", 1500, 16, 64)}
+	d, _, _ := startMemoryWith(t, "203.0.113.1/32", Options{Log: slog.New(slog.DiscardHandler), Devices: []tunio.Device{mems[0], mems[1]}})
+	data := icmpPayload(3000)
+
+	req := echoFrags6(0x77, data, 0xabcd0001)
+	mems[0].Inject(req[0])
+	mems[0].Inject(req[2])
+	waitHeld(t, d, 2)
+	mems[1].Inject(req[1])
+	var whole []byte
+	var pool4 netip.Addr
+	for i := range 3 {
+		p := next(t, mems[1])
+		if p[0]>>4 != 4 || p[9] != 1 || len(p) > 1500 {
+			t.Fatalf("IPv4 fragment %d: % x", i, p[:20])
+		}
+		if off := int(binary.BigEndian.Uint16(p[6:])&0x1fff) * 8; off != len(whole) {
+			t.Fatalf("IPv4 fragment %d at %d, want %d", i, off, len(whole))
+		}
+		pool4 = netip.AddrFrom4([4]byte(p[12:16]))
+		whole = append(whole, p[20:]...)
+	}
+	if len(whole) != 3008 || whole[0] != 8 || fold(checksum(0, whole)) != 0 || !bytes.Equal(whole[8:], data) {
+		t.Fatalf("reassembled IPv4 echo request wrong (%d bytes, type %d)", len(whole), whole[0])
+	}
+	if mems[0].Pending() != 0 {
+		t.Fatal("the queue that held fragments sent something")
+	}
+
+	id4 := binary.BigEndian.Uint16(whole[4:])
+	reply := echoReplyFrags4(pool4, id4, data, 0x5151)
+	mems[1].Inject(reply[1])
+	mems[1].Inject(reply[2])
+	waitHeld(t, d, 4)
+	mems[0].Inject(reply[0])
+	whole = whole[:0]
+	for len(whole) < 3008 {
+		p := next(t, mems[0])
+		if p[0]>>4 != 6 || p[6] != 44 || len(p) > 1280 {
+			t.Fatalf("not an IPv6 fragment of at most 1280 bytes: % x", p[:48])
+		}
+		whole = append(whole, p[48:]...)
+	}
+	s, dst := synth.Addr().As16(), client.Addr().As16()
+	sum := checksum(checksum(0, s[:]), dst[:]) + uint32(len(whole)) + 58
+	if len(whole) != 3008 || whole[0] != 129 || binary.BigEndian.Uint16(whole[4:]) != 0x77 || fold(checksum(sum, whole)) != 0 || !bytes.Equal(whole[8:], data) {
+		t.Fatalf("reassembled IPv6 echo reply wrong (%d bytes, type %d)", len(whole), whole[0])
+	}
+	st := (backend{d}).Stats()
+	if st.Packets["6to4/icmp"] != 3 || st.Packets["4to6/icmp"] != 3 {
+		t.Errorf("packets %v, want 3 fragments each way", st.Packets)
+	}
+}
