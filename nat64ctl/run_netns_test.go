@@ -153,7 +153,9 @@ func TestRunTranslatesInNamespaces(t *testing.T) {
 	netns.RequireCommand(t, "curl", "curl")
 	netns.RequireCommand(t, "ping", "iputils-ping")
 	tp := netns.NewTopology(t)
-	x := startTranslator(t, tp, writeRunConfig(t, ""))
+	// The server may ping the client through a static ICMP binding.
+	static := fmt.Sprintf("[[instance.static]]\nproto = \"icmp\"\nipv6 = \"[%s]:%d\"\nipv4 = \"%s:%d\"\n", tp.ClientAddr, staticIdent, testPool4, staticIdent)
+	x := startTranslator(t, tp, writeRunConfig(t, static))
 	server := synthesized(tp.ServerAddr)
 	serveHTTP(t, tp.Server, tp.ServerAddr.String()+":8080")
 	serveUDPEcho(t, tp.Server, tp.ServerAddr.String()+":7007")
@@ -165,6 +167,22 @@ func TestRunTranslatesInNamespaces(t *testing.T) {
 			t.Error(err)
 		}
 	})
+
+	// Pings larger than a link: their fragments are reassembled by the
+	// translator (the ICMP checksum needs the whole datagram), whichever
+	// of its two TUN queues each reaches, and sent on as fragments.
+	for _, size := range []int{3000, 8000} {
+		t.Run(fmt.Sprintf("ping -s %d", size), func(t *testing.T) {
+			if err := bigPing(ctx, tp.Client, server, size); err != nil {
+				t.Error(err)
+			}
+		})
+		t.Run(fmt.Sprintf("ping -s %d from IPv4 through static BIB", size), func(t *testing.T) {
+			if err := bigPing(ctx, tp.Server, netip.MustParseAddr(testPool4), size, "-e", fmt.Sprint(staticIdent)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
 
 	t.Run("tcp", func(t *testing.T) {
 		out, err := tp.Client.Exec(ctx, "curl", "-sS", "--max-time", "10", "-g", fmt.Sprintf("http://[%s]:8080/", server))
@@ -266,6 +284,11 @@ func TestRunTranslatesInNamespaces(t *testing.T) {
 		if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.Packets["6to4/tcp"] == 0 || st.Packets["4to6/tcp"] == 0 || st.Packets["4to6/icmp"] == 0 {
 			t.Errorf("%v: %+v", err, st)
 		}
+		for _, r := range []string{"reassembly_timeout", "reassembly_overlap", "reassembly_too_many", "reassembly_too_big"} {
+			if st.Drops[r] != 0 {
+				t.Errorf("%s = %d after clean pings", r, st.Drops[r])
+			}
+		}
 	})
 
 	// SIGTERM removes what the daemon installed.
@@ -278,6 +301,24 @@ func TestRunTranslatesInNamespaces(t *testing.T) {
 	if out := tp.Translator.MustExec("ip", "-6", "route", "show", "proto", "64"); strings.TrimSpace(out) != "" {
 		t.Errorf("IPv6 routes left after SIGTERM: %q", out)
 	}
+}
+
+// staticIdent is the echo identifier of the static ICMP binding: the
+// IPv4 side pings with it (ping -e), and keeps it on both sides.
+const staticIdent = 4660
+
+// bigPing sends 3 pings of size data bytes (bounded: 0.2 s apart, 2 s
+// each to answer) and wants all 3 answered.
+func bigPing(ctx context.Context, ns *netns.NS, dst netip.Addr, size int, extra ...string) error {
+	args := []string{"ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", "-s", fmt.Sprint(size)}
+	if dst.Is6() {
+		args = append(args, "-6")
+	}
+	out, err := ns.Exec(ctx, append(append(args, extra...), dst.String())...)
+	if err != nil || !strings.Contains(out, "3 packets transmitted, 3 received") {
+		return fmt.Errorf("ping -s %d %s: %v\n%s", size, dst, err, out)
+	}
+	return nil
 }
 
 // routesOf lists the routes through the TUN device, both families, less
