@@ -326,7 +326,7 @@ func insertPiece(d *reasmDatagram, lo, hi int) nat64.DropReason {
 func (ra *Reassembly) usage() (datagrams, blocks int, consistent bool) {
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
-	seen := make(map[uint16]bool)
+	var seen [reasmArenaBlocks]bool
 	ok := true
 	for i := range ra.dgrams {
 		d := &ra.dgrams[i]
@@ -351,6 +351,9 @@ func (ra *Reassembly) usage() (datagrams, blocks int, consistent bool) {
 		}
 		seen[b] = true
 	}
-	ok = ok && datagrams == ra.inUse && len(seen) == reasmArenaBlocks && datagrams <= reasmMaxDatagrams
+	for _, s := range seen {
+		ok = ok && s // every block either in use or free
+	}
+	ok = ok && datagrams == ra.inUse && datagrams <= reasmMaxDatagrams
 	return datagrams, blocks, ok
 }
