@@ -3,8 +3,12 @@ package daemon
 import (
 	"bytes"
 	"encoding/binary"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/netip"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,5 +167,55 @@ func TestDaemonReassemblesAcrossQueues(t *testing.T) {
 	st := (backend{d}).Stats()
 	if st.Packets["6to4/icmp"] != 3 || st.Packets["4to6/icmp"] != 3 {
 		t.Errorf("packets %v, want 3 fragments each way", st.Packets)
+	}
+}
+
+// waitDrop waits until the instance has counted n drops of reason.
+func waitDrop(t *testing.T, d *Daemon, reason string, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for (backend{d}).Stats().Drops[reason] != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %d, want %d (drops %v)", reason, (backend{d}).Stats().Drops[reason], n, (backend{d}).Stats().Drops)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Reassembly drops reach the operator, in Stats and on /metrics: an
+// overlap drops the fragment held with it, and the expiry (on the
+// daemon's clock, here a fake one) drops a datagram left incomplete.
+func TestDaemonCountsReassemblyDrops(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(1e12)
+	d, mem, _ := startMemoryWith(t, "203.0.113.1/32", Options{Log: slog.New(slog.DiscardHandler), Clock: clock.Load})
+	req := echoFrags6(0x78, icmpPayload(3000), 1)
+	mem.Inject(req[0])
+	overlapping := append([]byte(nil), req[1]...)
+	binary.BigEndian.PutUint16(overlapping[42:], uint16(1440)|1) // 8 bytes over req[0]
+	mem.Inject(overlapping)
+	waitDrop(t, d, "reassembly_overlap", 2)
+
+	mem.Inject(echoFrags6(0x78, icmpPayload(3000), 2)[0])
+	waitHeld(t, d, 2)
+	clock.Add(int64(2*time.Second) - 1)
+	d.expire()
+	if n := (backend{d}).Stats().Drops["reassembly_timeout"]; n != 0 {
+		t.Fatalf("timed out before 2 s: %d", n)
+	}
+	clock.Add(1)
+	d.expire()
+	waitDrop(t, d, "reassembly_timeout", 1)
+
+	resp, err := http.Get("http://" + d.control.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{`nat64ctl_drops_total{reason="reassembly_overlap"} 2`, `nat64ctl_drops_total{reason="reassembly_timeout"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
