@@ -39,7 +39,7 @@ func xlatConfig(in *nat64conf.Instance, shares int) *xlat.Config {
 		ICMPErrorBurst:      (in.ICMPErrorBurst + shares - 1) / shares,
 		FragmentTimeout:     in.FragmentTimeout,
 		// One for the instance: the fragments of a datagram may reach
-		// different TUN queues (see xlat.Reassembly).
-		Reassembly: xlat.NewReassembly(in.FragmentTimeout),
+		// different TUN queues (see xlat.Fragments).
+		Fragments: xlat.NewFragments(in.FragmentTimeout),
 	}
 }

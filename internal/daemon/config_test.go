@@ -28,7 +28,7 @@ fragment = "7s"
 	in := &cfg.Instances[0]
 	c := xlatConfig(in, 1)
 	if c.Prefix != in.Prefix || c.MTU != 9000 || c.IPv4MTU != 1500 || c.LowestIPv6MTU != 1400 || !c.DropZeroChecksumUDP ||
-		c.ICMPErrorRate != 1000 || c.ICMPErrorBurst != 50 || c.FragmentTimeout != 7*time.Second || c.Reassembly == nil {
+		c.ICMPErrorRate != 1000 || c.ICMPErrorBurst != 50 || c.FragmentTimeout != 7*time.Second || c.Fragments == nil {
 		t.Errorf("xlat.Config %+v from instance %+v", c, in)
 	}
 	// Three translators (two workers and the expiry) share the limit,

@@ -111,7 +111,7 @@ func waitHeld(t *testing.T, d *Daemon, n uint64) {
 }
 
 // The kernel may hand the fragments of one datagram to different TUN
-// queues (see xlat.Reassembly): here the first and last fragments of a
+// queues (see xlat.Fragments): here the first and last fragments of a
 // ping -s 3000 reach queue 0 and the middle one queue 1, and the reply's
 // the other way round; each datagram is reassembled, translated whole
 // and sent as fragments by the worker that got its last fragment.
@@ -182,7 +182,7 @@ func waitDrop(t *testing.T, d *Daemon, reason string, n uint64) {
 	}
 }
 
-// Reassembly drops reach the operator, in Stats and on /metrics: an
+// Fragments drops reach the operator, in Stats and on /metrics: an
 // overlap drops the fragment held with it, and the expiry (on the
 // daemon's clock, here a fake one) drops a datagram left incomplete.
 func TestDaemonCountsReassemblyDrops(t *testing.T) {
@@ -216,6 +216,34 @@ func TestDaemonCountsReassemblyDrops(t *testing.T) {
 	for _, want := range []string{`nat64ctl_drops_total{reason="reassembly_overlap"} 2`, `nat64ctl_drops_total{reason="reassembly_timeout"} 1`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// The same for TCP and UDP, which are translated fragment by fragment: a
+// later fragment on another queue than its first still finds the first
+// one's translation.
+func TestDaemonFollowsFragmentsAcrossQueues(t *testing.T) {
+	mems := []*tuntest.Memory{tuntest.NewMemory("nat64-t", 1500, 16, 64), tuntest.NewMemory("nat64-t", 1500, 16, 64)}
+	d, _, _ := startMemoryWith(t, "203.0.113.1/32", Options{Log: slog.New(slog.DiscardHandler), Devices: []tunio.Device{mems[0], mems[1]}})
+	whole := udp6(client, synth, string(icmpPayload(2000)))
+	udp := whole[40:]
+	for i, c := range [][2]int{{0, 1448}, {1448, len(udp)}} {
+		p := make([]byte, 48+c[1]-c[0])
+		copy(p, whole[:40])
+		binary.BigEndian.PutUint16(p[4:], uint16(8+c[1]-c[0]))
+		p[6], p[40] = 44, 17
+		fo := uint16(c[0])
+		if c[1] < len(udp) {
+			fo |= 1
+		}
+		binary.BigEndian.PutUint16(p[42:], fo)
+		binary.BigEndian.PutUint32(p[44:], 0x5eed)
+		copy(p[48:], udp[c[0]:c[1]])
+		mems[i].Inject(p)
+		out := next(t, mems[i])
+		if out[0]>>4 != 4 || out[9] != 17 || int(binary.BigEndian.Uint16(out[6:])&0x1fff)*8 != c[0] || netip.AddrFrom4([4]byte(out[16:20])) != server.Addr() {
+			t.Fatalf("fragment at %d on queue %d translated to % x (drops %v)", c[0], i, out[:20], (backend{d}).Stats().Drops)
 		}
 	}
 }

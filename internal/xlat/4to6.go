@@ -156,11 +156,9 @@ func (t *Translator) determineIncomingTuple4(x *packet4to6, out *Output) nat64.D
 // destination its first fragment got.
 func (t *Translator) filterAndUpdate4(x *packet4to6, now int64, out *Output) nat64.DropReason {
 	if !x.in.HasL4Header() {
-		a, ok := t.frags.get(&x.frag, now)
-		if !ok {
+		if !t.frags.lookup(&x.frag, now, &x.dst6) {
 			return nat64.FragmentNoState
 		}
-		x.dst6 = *a
 	} else {
 		var r nat64.DropReason
 		x.dst6, x.port6, r = t.tbl.Inbound(&x.flow, x.tcpFlags, x.p[:x.in.Len], now)
@@ -171,7 +169,7 @@ func (t *Translator) filterAndUpdate4(x *packet4to6, now int64, out *Output) nat
 			return r
 		}
 		if x.in.Fragmented {
-			t.frags.put(&x.frag, &x.dst6, now, t.fragTimeout)
+			t.frags.remember(&x.frag, &x.dst6, now)
 		}
 	}
 	t.prefix.EmbedTo(&x.src6, x.src4)
@@ -398,7 +396,7 @@ func (t *Translator) reassemble4(x *packet4to6, now int64, out *Output) nat64.Dr
 	}
 	f := fragment{key: &x.frag, hdr: x.p[:packet.IPv4MinHeader], data: data, off: in.FragOffset, more: in.MoreFrags}
 	l4 := t.whole[wholeHeadroom+packet.IPv4MinHeader:]
-	n, r := t.reasm.add(&f, now, &t.Counters, l4, &t.wholeHdr)
+	n, r := t.frags.add(&f, now, &t.Counters, l4, &t.wholeHdr)
 	if r != nat64.Translated {
 		return r
 	}

@@ -139,8 +139,8 @@ func (t *Translator) determineIncomingTuple6(x *packet6to4, out *Output) nat64.D
 // fragment carries no ports: it takes the source its first fragment got.
 func (t *Translator) filterAndUpdate6(x *packet6to4, now int64, out *Output) nat64.DropReason {
 	if !x.in.HasL4Header() {
-		a, ok := t.frags.get(&x.frag, now)
-		if !ok {
+		var a [16]byte
+		if !t.frags.lookup(&x.frag, now, &a) {
 			return nat64.FragmentNoState
 		}
 		copy(x.src4[:], a[:4])
@@ -158,7 +158,7 @@ func (t *Translator) filterAndUpdate6(x *packet6to4, now int64, out *Output) nat
 		if x.in.Fragmented {
 			var a [16]byte
 			copy(a[:], x.src4[:])
-			t.frags.put(&x.frag, &a, now, t.fragTimeout)
+			t.frags.remember(&x.frag, &a, now)
 		}
 	}
 	x.hairpin = t.tbl.OwnsIPv4(x.z)
@@ -300,7 +300,7 @@ func (t *Translator) reassemble6(x *packet6to4, now int64, out *Output) nat64.Dr
 	f := fragment{key: &x.frag, hdr: x.p[:packet.IPv6HeaderLen], data: data, off: in.FragOffset, more: in.MoreFrags}
 	id := in.FragID
 	l4 := t.whole[wholeHeadroom+packet.IPv6HeaderLen:]
-	n, r := t.reasm.add(&f, now, &t.Counters, l4, &t.wholeHdr)
+	n, r := t.frags.add(&f, now, &t.Counters, l4, &t.wholeHdr)
 	if r != nat64.Translated {
 		return r
 	}

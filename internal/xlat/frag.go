@@ -39,15 +39,15 @@ type fragEntry struct {
 }
 
 // fragTable lets later fragments (which carry no ports) follow the first
-// fragment's translation without reassembly. It is per Translator, so it
-// needs no lock; fragments of one datagram reach one worker because the
-// TUN queue hash of a fragment depends on its addresses only.
+// fragment's translation without reassembly. It lives in Fragments, one
+// per instance behind a lock, since the kernel may hand one datagram's
+// fragments to different TUN queues and so workers.
 //
 // Slots are chosen by a keyed hash (hash/maphash, a random seed per
 // table): the key is chosen by whoever sends the fragments, and with a
 // hash anyone can compute, a sender could aim many datagrams at one probe
 // window and push out the entries of other flows, whose later fragments
-// would then be dropped. With a secret seed per table (so per worker and
+// would then be dropped. With a secret seed per table (so per instance and
 // per run) the slot of a key cannot be predicted from outside.
 type fragTable struct {
 	entries [fragTableSize]fragEntry

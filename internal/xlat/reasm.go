@@ -10,10 +10,10 @@ import (
 )
 
 // Reassembly bounds. The arena and the datagram slots are allocated once,
-// in NewReassembly; nothing grows afterwards, whatever arrives.
+// in NewFragments; nothing grows afterwards, whatever arrives.
 const (
 	// reasmMaxDatagrams is how many datagrams may be in reassembly at once
-	// (dropped ones included, until their timeout: see Reassembly).
+	// (dropped ones included, until their timeout: see Fragments).
 	reasmMaxDatagrams = 128
 	// The arena is cut into blocks, so that small datagrams take little
 	// of it: 1024 blocks of 2 KiB, 2 MiB for the whole instance (the
@@ -64,18 +64,21 @@ type reasmDatagram struct {
 	blocks     [reasmBlocksPerDatagram]uint16 // arena block of each 2 KiB of the datagram, or noBlock
 }
 
-// Reassembly reassembles the fragmented ICMP datagrams of one instance.
-// Their checksum cannot be translated fragment by fragment (the ICMPv6
-// checksum covers a pseudo-header holding the whole datagram's length, and
-// ICMPv4's covers none), so the translator waits for every fragment, then
-// translates the whole datagram and fragments the result again.
+// Fragments is the fragment state of one instance: the table that lets
+// later TCP and UDP fragments follow their first fragment's translation,
+// and the reassembly of fragmented ICMP, whose checksum cannot be
+// translated fragment by fragment (the ICMPv6 checksum covers a
+// pseudo-header holding the whole datagram's length, and ICMPv4's covers
+// none): the translator waits for every fragment, then translates the
+// whole datagram and fragments the result again.
 //
-// It is shared by all the Translators of an instance, behind a mutex:
+// It is shared by all the Translators of an instance, behind mutexes:
 // the kernel does not promise that the fragments of one datagram reach one
 // TUN queue (a queue is chosen by a flow table that the last writer of a
 // hash updates, and fragments hash by addresses only, so another worker's
-// write between two fragments moves the rest elsewhere). Fragmented ICMP
-// is rare, so the lock costs nothing the other packets notice.
+// write between two fragments moves the rest elsewhere). Fragments are a
+// small share of traffic, so the locks cost nothing the other packets
+// notice.
 //
 // Any overlap between fragments drops the whole datagram, and the
 // fragments still to come are dropped as well until its timeout (RFC 5722
@@ -83,7 +86,12 @@ type reasmDatagram struct {
 // and so lets a fragment rewrite what was already checked). Each fragment
 // held and then dropped (timeout, overlap, no room, too big) counts under
 // that reason, so every packet in still ends up counted once.
-type Reassembly struct {
+type Fragments struct {
+	// tableMu guards table, the first fragments' translations.
+	tableMu sync.Mutex
+	table   fragTable
+
+	// mu guards the reassembly.
 	mu      sync.Mutex
 	timeout int64
 	dgrams  [reasmMaxDatagrams]reasmDatagram
@@ -95,13 +103,14 @@ type Reassembly struct {
 	earliest atomic.Int64
 }
 
-// NewReassembly makes the reassembly of one instance, with its arena;
-// datagrams not complete within timeout (0: FragmentTimeout) are dropped.
-func NewReassembly(timeout time.Duration) *Reassembly {
+// NewFragments makes the fragment state of one instance, with its arena;
+// fragments wait timeout (0: FragmentTimeout) for the rest of their
+// datagram.
+func NewFragments(timeout time.Duration) *Fragments {
 	if timeout <= 0 {
 		timeout = FragmentTimeout
 	}
-	ra := &Reassembly{
+	ra := &Fragments{
 		timeout: int64(timeout),
 		arena:   make([]byte, reasmArenaBlocks*reasmBlockSize),
 		free:    make([]uint16, reasmArenaBlocks),
@@ -110,6 +119,24 @@ func NewReassembly(timeout time.Duration) *Reassembly {
 		ra.free[i] = uint16(reasmArenaBlocks - 1 - i)
 	}
 	return ra
+}
+
+// remember records the translated address of a first fragment's datagram.
+func (ra *Fragments) remember(k *fragKey, addr *[16]byte, now int64) {
+	ra.tableMu.Lock()
+	ra.table.put(k, addr, now, ra.timeout)
+	ra.tableMu.Unlock()
+}
+
+// lookup finds the translated address of a later fragment's datagram.
+func (ra *Fragments) lookup(k *fragKey, now int64, addr *[16]byte) bool {
+	ra.tableMu.Lock()
+	a, ok := ra.table.get(k, now)
+	if ok {
+		*addr = *a
+	}
+	ra.tableMu.Unlock()
+	return ok
 }
 
 // fragment is one fragment as add takes it.
@@ -122,20 +149,20 @@ type fragment struct {
 }
 
 // due reports whether a datagram's timeout has passed (no lock).
-func (ra *Reassembly) due(now int64) bool {
+func (ra *Fragments) due(now int64) bool {
 	e := ra.earliest.Load()
 	return e != 0 && now >= e
 }
 
 // expire drops the datagrams whose timeout passed, counting their held
 // fragments in c.
-func (ra *Reassembly) expire(now int64, c *Counters) {
+func (ra *Fragments) expire(now int64, c *Counters) {
 	ra.mu.Lock()
 	ra.expireLocked(now, c)
 	ra.mu.Unlock()
 }
 
-func (ra *Reassembly) expireLocked(now int64, c *Counters) {
+func (ra *Fragments) expireLocked(now int64, c *Counters) {
 	earliest := int64(0)
 	for i := range ra.dgrams {
 		d := &ra.dgrams[i]
@@ -157,13 +184,13 @@ func (ra *Reassembly) expireLocked(now int64, c *Counters) {
 }
 
 // release gives d's blocks back and frees its slot.
-func (ra *Reassembly) release(d *reasmDatagram) {
+func (ra *Fragments) release(d *reasmDatagram) {
 	ra.freeBlocks(d)
 	d.state = slotFree
 	ra.inUse--
 }
 
-func (ra *Reassembly) freeBlocks(d *reasmDatagram) {
+func (ra *Fragments) freeBlocks(d *reasmDatagram) {
 	for i, b := range d.blocks {
 		if b != noBlock {
 			ra.free = append(ra.free, b) // within its capacity: never allocates
@@ -175,7 +202,7 @@ func (ra *Reassembly) freeBlocks(d *reasmDatagram) {
 // kill drops d: its held fragments count under reason, its blocks go back,
 // and its slot stays taken until its timeout so that the fragments still
 // to come are dropped too (RFC 5722: "including those not yet received").
-func (ra *Reassembly) kill(d *reasmDatagram, reason nat64.DropReason, c *Counters) nat64.DropReason {
+func (ra *Fragments) kill(d *reasmDatagram, reason nat64.DropReason, c *Counters) nat64.DropReason {
 	c.Drops[reason] += uint64(d.held)
 	d.held = 0
 	ra.freeBlocks(d)
@@ -183,7 +210,7 @@ func (ra *Reassembly) kill(d *reasmDatagram, reason nat64.DropReason, c *Counter
 	return reason
 }
 
-func (ra *Reassembly) find(k *fragKey) *reasmDatagram {
+func (ra *Fragments) find(k *fragKey) *reasmDatagram {
 	for i := range ra.dgrams {
 		d := &ra.dgrams[i]
 		if d.state != slotFree && d.key == *k {
@@ -193,7 +220,7 @@ func (ra *Reassembly) find(k *fragKey) *reasmDatagram {
 	return nil
 }
 
-func (ra *Reassembly) open(k *fragKey, now int64) *reasmDatagram {
+func (ra *Fragments) open(k *fragKey, now int64) *reasmDatagram {
 	if ra.inUse == reasmMaxDatagrams {
 		return nil
 	}
@@ -223,7 +250,7 @@ func (ra *Reassembly) open(k *fragKey, now int64) *reasmDatagram {
 // reasmMaxL4 bytes) and the first fragment's IP header into hdr, and its
 // length n. Otherwise it returns why f is dropped; fragments held before
 // and dropped with it are counted in c here, f by the caller.
-func (ra *Reassembly) add(f *fragment, now int64, c *Counters, whole []byte, hdr *[40]byte) (n int, r nat64.DropReason) {
+func (ra *Fragments) add(f *fragment, now int64, c *Counters, whole []byte, hdr *[40]byte) (n int, r nat64.DropReason) {
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
 	if e := ra.earliest.Load(); e != 0 && now >= e {
@@ -323,7 +350,7 @@ func insertPiece(d *reasmDatagram, lo, hi int) nat64.DropReason {
 
 // usage reports the slots and arena blocks in use, checking that they
 // agree with the free list (tests and fuzzing).
-func (ra *Reassembly) usage() (datagrams, blocks int, consistent bool) {
+func (ra *Fragments) usage() (datagrams, blocks int, consistent bool) {
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
 	var seen [reasmArenaBlocks]bool

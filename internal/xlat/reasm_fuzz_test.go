@@ -88,7 +88,7 @@ func FuzzReassembly(f *testing.F) {
 		}
 
 		timeout := int64(time.Second)
-		ra := NewReassembly(time.Second)
+		ra := NewFragments(time.Second)
 		var c Counters
 		whole := make([]byte, reasmMaxL4)
 		var hdr [40]byte

@@ -202,7 +202,7 @@ func wantDrops(t *testing.T, tr *Translator, want map[nat64.DropReason]uint64) {
 
 func wantUsage(t *testing.T, tr *Translator, datagrams int) {
 	t.Helper()
-	d, _, ok := tr.reasm.usage()
+	d, _, ok := tr.frags.usage()
 	if !ok {
 		t.Fatal("reassembly slots and arena blocks disagree with the free list")
 	}
@@ -371,7 +371,7 @@ func TestReassemblyDrops(t *testing.T) {
 			t.Fatalf("%d datagrams refused, want %d", tooMany, want)
 		}
 		wantDrops(t, tr, map[nat64.DropReason]uint64{nat64.ReassemblyTooMany: uint64(tooMany)})
-		_, blocks, ok := tr.reasm.usage()
+		_, blocks, ok := tr.frags.usage()
 		if !ok || blocks > reasmArenaBlocks {
 			t.Fatalf("%d blocks in use (consistent %v)", blocks, ok)
 		}
@@ -403,12 +403,12 @@ func TestReassemblyDrops(t *testing.T) {
 }
 
 // The fragments of one datagram may reach different workers (see
-// Reassembly): Translators made from one Config share the reassembly, so a
+// Fragments): Translators made from one Config share the reassembly, so a
 // datagram completes wherever its last fragment arrives.
 func TestReassemblySharedByWorkers(t *testing.T) {
-	shared := NewReassembly(0)
-	tr0 := newTestTranslator(t, func(c *testConfig) { c.Reassembly = shared })
-	tr1 := New(&Config{Prefix: prefix, MTU: 1500, IPv4MTU: 1500, Reassembly: shared}, tr0.tbl)
+	shared := NewFragments(0)
+	tr0 := newTestTranslator(t, func(c *testConfig) { c.Fragments = shared })
+	tr1 := New(&Config{Prefix: prefix, MTU: 1500, IPv4MTU: 1500, Fragments: shared}, tr0.tbl)
 	d := echoDatagram6(echoPayload)
 	cs := linuxCuts6(len(d))
 	primeFrags(t, tr0, fragOf6(d, reasmID6, cs[0]))

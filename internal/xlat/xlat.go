@@ -6,9 +6,10 @@
 // with the ICMP-error halves in icmp6to4.go and icmp4to6.go, and the
 // errors the translator originates itself in icmperr.go.
 //
-// A Translator belongs to one worker goroutine. Its only shared mutable
-// state is the *state.Table; counters, the fragment table and identification
-// generators are its own. Process allocates nothing.
+// A Translator belongs to one worker goroutine. Its shared mutable state is
+// the *state.Table and the instance's *Fragments (one datagram's fragments
+// may reach different workers); counters and identification generators
+// are its own. Process allocates nothing.
 package xlat
 
 import (
@@ -43,10 +44,8 @@ type Translator struct {
 	lowMTU6     int // RFC 7915 §4 lowest-ipv6-mtu: the fragment size for non-DF IPv4
 	mtu4        int // IPv4-side next-hop MTU
 	dropZeroUDP bool
-	ipID        uint16 // IPv4 identification generator
-	frags       fragTable
-	fragTimeout int64       // how long the fragment table remembers a first fragment
-	reasm       *Reassembly // fragmented ICMP, shared with the instance's other Translators
+	ipID        uint16     // IPv4 identification generator
+	frags       *Fragments // shared with the instance's other Translators
 	// whole holds a reassembled datagram while it is translated: headroom,
 	// its IP header, and up to reasmMaxL4 bytes of upper layer.
 	whole     []byte
@@ -78,11 +77,12 @@ type Config struct {
 	// FragmentTimeout is how long fragments wait for the rest of their
 	// datagram (reassembly of ICMP, and the fragment table that lets
 	// later TCP and UDP fragments follow the first); 0: FragmentTimeout.
+	// Only for a Translator that makes its own Fragments.
 	FragmentTimeout time.Duration
-	// Reassembly, when set, is shared by every Translator made with this
+	// Fragments, when set, is shared by every Translator made with this
 	// Config (one per worker: the fragments of one datagram may reach
 	// different workers). nil: each Translator makes its own.
-	Reassembly *Reassembly
+	Fragments *Fragments
 }
 
 // New makes a Translator for the instance, sharing the state table tbl.
@@ -112,14 +112,9 @@ func New(in *Config, tbl *state.Table) *Translator {
 		t.mtu4 = packet.IPv4MinMTU
 	}
 	t.errLimit.init(in.ICMPErrorRate, in.ICMPErrorBurst)
-	timeout := in.FragmentTimeout
-	if timeout <= 0 {
-		timeout = FragmentTimeout
-	}
-	t.fragTimeout = int64(timeout)
-	t.reasm = in.Reassembly
-	if t.reasm == nil {
-		t.reasm = NewReassembly(timeout)
+	t.frags = in.Fragments
+	if t.frags == nil {
+		t.frags = NewFragments(in.FragmentTimeout)
 	}
 	t.whole = make([]byte, wholeHeadroom+packet.IPv6HeaderLen+reasmMaxL4)
 	// Start identifications somewhere that differs between workers and
@@ -141,8 +136,8 @@ func New(in *Config, tbl *state.Table) *Translator {
 func (t *Translator) Process(buf []byte, off, n int, now int64, out *Output) nat64.DropReason {
 	out.Reset()
 	t.now = now
-	if t.reasm.due(now) {
-		t.reasm.expire(now, &t.Counters)
+	if t.frags.due(now) {
+		t.frags.expire(now, &t.Counters)
 	}
 	var r nat64.DropReason
 	if n <= 0 || off < 0 || off+n > len(buf) {
@@ -168,8 +163,8 @@ func (t *Translator) Process(buf []byte, off, n int, now int64, out *Output) nat
 // the first packet after a timeout; the daemon also calls it once a
 // second, so that the counter moves while no packet comes.
 func (t *Translator) ExpireFragments(now int64) {
-	if t.reasm.due(now) {
-		t.reasm.expire(now, &t.Counters)
+	if t.frags.due(now) {
+		t.frags.expire(now, &t.Counters)
 	}
 }
 
