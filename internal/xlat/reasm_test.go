@@ -493,3 +493,26 @@ func TestReassembledEqualsWhole(t *testing.T) {
 		t.Fatalf("IPv4 header of the reassembled datagram: DF %v id %#x", h.DF(), h.ID())
 	}
 }
+
+// BenchmarkEchoFragmented6to4 is a ping -s 3000 through reassembly: three
+// IPv6 fragments in, three IPv4 fragments out; per datagram.
+func BenchmarkEchoFragmented6to4(b *testing.B) {
+	tr := newTestTranslator(b, nil)
+	d := echoDatagram6(echoPayload)
+	var pkts [][]byte
+	for _, c := range linuxCuts6(len(d)) {
+		pkts = append(pkts, fragOf6(d, reasmID6, c))
+	}
+	buf := make([]byte, 2048)
+	out := NewOutput()
+	b.SetBytes(int64(len(d)))
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, p := range pkts {
+			copy(buf[64:], p)
+			if r := tr.Process(buf, 64, len(p), now0, out); r != nat64.Translated {
+				b.Fatal(r)
+			}
+		}
+	}
+}
