@@ -6,7 +6,7 @@ BIN   := bin
 TOOLS := $(BIN)/tools
 DEPS  := ./scripts/deps.sh
 
-.PHONY: all build man demo test fresh-check deps-test fmt vet staticcheck unit fuzz bench clean
+.PHONY: all build man generate demo test fresh-check deps-test fmt vet staticcheck unit fuzz bench clean
 
 all: build
 
@@ -18,6 +18,13 @@ build:
 ## man: one man page per nat64ctl command, from the command tree, into docs/man/.
 man:
 	$(GO) run ./internal/cli/genman docs/man
+
+## generate: rebuild the fast path's BPF object and Go bindings from
+## internal/fastpath/bpf/fastpath.c (bpf2go), installing clang, llvm and
+## libbpf-dev first when missing. The results are committed.
+generate:
+	$(DEPS) generate
+	$(GO) generate ./internal/fastpath
 
 ## demo: the whole DNS64 + NAT64 flow in network namespaces (root), on
 ## corefile-examples/.

@@ -322,7 +322,7 @@ func TestManifestImages(t *testing.T) {
 
 // The objects fit together: selectors, the generated ConfigMap and its
 // mounts, the paths the commands read, RBAC, and the translator's
-// privileges (exactly NET_ADMIN, the TUN device, the node's network).
+// privileges (exactly NET_ADMIN and BPF, the TUN device, the node's network).
 func TestManifestWiring(t *testing.T) {
 	m := mustLoad(t)
 	if len(m.kust.ConfigMapGenerator) != 1 || m.kust.ConfigMapGenerator[0].Name != configMapName ||
@@ -432,9 +432,9 @@ func TestManifestWiring(t *testing.T) {
 			t.Errorf("%s: NODE_NAME must come from spec.nodeName", what)
 		}
 		sc := c.SecurityContext
-		if sc == nil || sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Add, []corev1.Capability{"NET_ADMIN"}) || !slices.Contains(sc.Capabilities.Drop, "ALL") ||
+		if sc == nil || sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Add, []corev1.Capability{"NET_ADMIN", "BPF"}) || !slices.Contains(sc.Capabilities.Drop, "ALL") ||
 			sc.Privileged != nil && *sc.Privileged || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
-			t.Errorf("%s: want exactly NET_ADMIN added, ALL dropped, not privileged, no privilege escalation", what)
+			t.Errorf("%s: want exactly NET_ADMIN and BPF (the fast path) added, ALL dropped, not privileged, no privilege escalation", what)
 		}
 		tun := ""
 		for _, v := range spec.Volumes {

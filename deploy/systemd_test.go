@@ -238,8 +238,8 @@ func TestUnitsHardened(t *testing.T) {
 	families := []string{"AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"}
 	for _, c := range []struct {
 		unit string
-		caps string
-	}{{nat64ctlUnit, "CAP_NET_ADMIN"}, {corednsUnit, "CAP_NET_BIND_SERVICE"}} {
+		caps []string
+	}{{nat64ctlUnit, []string{"CAP_NET_ADMIN", "CAP_BPF"}}, {corednsUnit, []string{"CAP_NET_BIND_SERVICE"}}} {
 		u := loadUnit(t, c.unit)
 		u.want("Type", "notify")
 		u.want("NotifyAccess", "main")
@@ -247,8 +247,8 @@ func TestUnitsHardened(t *testing.T) {
 		u.want("ProtectHome", "yes")
 		u.want("NoNewPrivileges", "yes")
 		u.want("DynamicUser", "yes")
-		u.only("CapabilityBoundingSet", c.caps)
-		u.only("AmbientCapabilities", c.caps)
+		u.only("CapabilityBoundingSet", c.caps...)
+		u.only("AmbientCapabilities", c.caps...)
 		u.only("RestrictAddressFamilies", families...)
 		if len(values(u.es, "Service", "WatchdogSec")) != 1 {
 			u.t.Errorf("%s: want one WatchdogSec=", c.unit)

@@ -22,6 +22,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
 	"github.com/nat64kit/nat64kit/internal/control"
 	"github.com/nat64kit/nat64kit/test/netns"
 )
@@ -121,6 +124,10 @@ func serveHTTP(t *testing.T, ns *netns.NS, addr string) {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/1m" {
+			w.Write(bytes.Repeat([]byte("nat64kit"), 1<<17))
+			return
+		}
 		n, _ := io.Copy(io.Discard, r.Body)
 		fmt.Fprintf(w, "%s %d", r.RemoteAddr, n)
 	}), ReadHeaderTimeout: 5 * time.Second}
@@ -148,15 +155,43 @@ func serveUDPEcho(t *testing.T, ns *netns.NS, addr string) {
 	t.Cleanup(func() { pc.Close() })
 }
 
+// fastPathModes are the two ways every data-path test runs: the user-space
+// translator alone, and with the kernel fast path in front of it.
+var fastPathModes = []string{"off", "on"}
+
+// stats reads `nat64ctl stats --json`.
+func (x *translator) stats(t *testing.T) control.Stats {
+	t.Helper()
+	out, err := x.ctl(context.Background(), "stats", "--json")
+	var st control.Stats
+	if err != nil {
+		t.Fatalf("stats: %v: %s", err, out)
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("stats: %v: %s", err, out)
+	}
+	return st
+}
+
 func TestRunTranslatesInNamespaces(t *testing.T) {
 	netns.RequireRoot(t)
 	netns.RequireCommand(t, "curl", "curl")
 	netns.RequireCommand(t, "ping", "iputils-ping")
+	for _, mode := range fastPathModes {
+		t.Run("fastpath "+mode, func(t *testing.T) { testRunTranslates(t, mode) })
+	}
+}
+
+func testRunTranslates(t *testing.T, mode string) {
 	tp := netns.NewTopology(t)
 	// The server may ping the client through a static ICMP binding.
 	static := fmt.Sprintf("[[instance.static]]\nproto = \"icmp\"\nipv6 = \"[%s]:%d\"\nipv4 = \"%s:%d\"\n", tp.ClientAddr, staticIdent, testPool4, staticIdent)
-	x := startTranslator(t, tp, writeRunConfig(t, static))
+	cfg := writeRunConfig(t, static)
+	x := startTranslator(t, tp, cfg, "--fastpath", mode)
 	server := synthesized(tp.ServerAddr)
+	if st := x.stats(t); st.FastPath == nil || st.FastPath.Active != (mode == "on") {
+		t.Fatalf("fastpath %s: stats say %+v", mode, st.FastPath)
+	}
 	serveHTTP(t, tp.Server, tp.ServerAddr.String()+":8080")
 	serveUDPEcho(t, tp.Server, tp.ServerAddr.String()+":7007")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -256,6 +291,38 @@ func TestRunTranslatesInNamespaces(t *testing.T) {
 		}
 	})
 
+	// A 1 MB download: in mode on, the kernel carries the bulk of it (all
+	// but the handshake, the FIN and what arrives before the session is
+	// ESTABLISHED), and the FIN takes the session out of its maps.
+	t.Run("download", func(t *testing.T) {
+		before := x.stats(t)
+		out, err := tp.Client.Exec(ctx, "curl", "-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{size_download}", "-g", fmt.Sprintf("http://[%s]:8080/1m", server))
+		if err != nil || out != fmt.Sprint(1<<20) {
+			t.Fatalf("download: %v: %q", err, out)
+		}
+		after := x.stats(t)
+		all := after.Packets["4to6/tcp"] - before.Packets["4to6/tcp"]
+		if mode != "on" {
+			if after.FastPath.Active || len(after.FastPath.Packets) != 0 {
+				t.Errorf("fastpath off, yet %+v", after.FastPath)
+			}
+			return
+		}
+		fast := after.FastPath.Packets["4to6/tcp"] - before.FastPath.Packets["4to6/tcp"]
+		t.Logf("the fast path carried %d of %d 4to6/tcp packets (%.1f %%)", fast, all, 100*float64(fast)/float64(max(all, 1)))
+		if all == 0 || float64(fast) < 0.9*float64(all) {
+			t.Errorf("the fast path carried %d of %d packets of the download, want at least 90 %%", fast, all)
+		}
+		// curl has closed the connection: FIN (slow path) ends ESTABLISHED,
+		// and the session leaves the maps.
+		netns.WaitFor(t, 5*time.Second, "the closed connection to leave the fast path's maps", func() error {
+			if n := x.stats(t).FastPath.Sessions; n != before.FastPath.Sessions {
+				return fmt.Errorf("%d sessions in the maps, %d before the download", n, before.FastPath.Sessions)
+			}
+			return nil
+		})
+	})
+
 	t.Run("session show", func(t *testing.T) {
 		out, err := x.ctl(ctx, "session", "show", "--json")
 		var ss []control.Session
@@ -288,6 +355,30 @@ func TestRunTranslatesInNamespaces(t *testing.T) {
 			if st.Drops[r] != 0 {
 				t.Errorf("%s = %d after clean pings", r, st.Drops[r])
 			}
+		}
+	})
+
+	// A pool4 change on reload ends the sessions of the old address, and
+	// takes them out of the fast path's maps before the reload answers.
+	t.Run("pool4 change", func(t *testing.T) {
+		if err := tp.Client.Ping(server, 2); err != nil {
+			t.Fatal(err)
+		}
+		if st := x.stats(t); mode == "on" && st.FastPath.Sessions == 0 {
+			t.Fatalf("no session in the fast path's maps after a ping: %+v", st.FastPath)
+		}
+		body := strings.Replace(string(must(os.ReadFile(cfg))), testPool4+"/32", "203.0.113.2/32", 1)
+		body = strings.ReplaceAll(body, testPool4+":", "203.0.113.2:") // the static binding moves along
+		os.WriteFile(cfg, []byte(body), 0o644)
+		if out, err := x.ctl(ctx, "reload"); err != nil {
+			t.Fatalf("reload: %v: %s", err, out)
+		}
+		st := x.stats(t)
+		if st.FastPath.Sessions != 0 {
+			t.Errorf("%d sessions of the old pool4 left in the fast path's maps", st.FastPath.Sessions)
+		}
+		if err := tp.Client.Ping(server, 2); err != nil {
+			t.Errorf("ping through the new pool4: %v", err)
 		}
 	})
 
@@ -341,6 +432,12 @@ func routesOf(ns *netns.NS, dev string) string {
 // repairs them, and nothing of another owner is touched at any point.
 func TestRunRepairsAfterCrash(t *testing.T) {
 	netns.RequireRoot(t)
+	for _, mode := range fastPathModes {
+		t.Run("fastpath "+mode, func(t *testing.T) { testRunRepairs(t, mode) })
+	}
+}
+
+func testRunRepairs(t *testing.T, mode string) {
 	tp := netns.NewTopology(t)
 	ns := tp.Translator
 	ns.MustExec("ip", "tuntap", "add", "dev", "nat64-t", "mode", "tun", "multi_queue", "vnet_hdr")
@@ -350,15 +447,22 @@ func TestRunRepairsAfterCrash(t *testing.T) {
 	ns.MustExec("ip", "route", "add", "192.0.2.0/24", "dev", "nat64-t", "proto", "static")
 	cfg := writeRunConfig(t, "")
 
-	x := startTranslator(t, tp, cfg)
+	x := startTranslator(t, tp, cfg, "--fastpath", mode)
 	want := routesOf(ns, "nat64-t")
 	if strings.Contains(want, "2001:db8:dead::") || !strings.Contains(want, "192.0.2.0/24") ||
 		!strings.Contains(want, "64:ff9b:1::/96") || !strings.Contains(want, "203.0.113.1") {
 		t.Fatalf("after start:\n%s", want)
 	}
 
+	wantProgs := 0
+	if mode == "on" {
+		wantProgs = 1
+	}
+	checkTCX(t, ns, "nat64-t", wantProgs, "after start")
 	syscall.Kill(x.proc.PID(), syscall.SIGKILL)
 	<-x.proc.Done()
+	// The tcx link was not pinned: it died with the process.
+	checkTCX(t, ns, "nat64-t", 0, "after kill -9")
 	if got := routesOf(ns, "nat64-t"); got != want {
 		t.Errorf("a crash should leave the routes of the persistent device:\n%s\nwant\n%s", got, want)
 	}
@@ -373,7 +477,9 @@ func TestRunRepairsAfterCrash(t *testing.T) {
 	}
 
 	// A restart repairs it, as `route sync` would.
-	x = startTranslator(t, tp, cfg, "--keep-routes")
+	// The killed process's tcx link died with it: the fast path attaches
+	// again (mode on fails start-up otherwise).
+	x = startTranslator(t, tp, cfg, "--keep-routes", "--fastpath", mode)
 	if got := routesOf(ns, "nat64-t"); got != want {
 		t.Errorf("restart did not repair:\n%s\nwant\n%s", got, want)
 	}
@@ -384,8 +490,10 @@ func TestRunRepairsAfterCrash(t *testing.T) {
 		t.Errorf("route show: %v\n%s", err, out)
 	}
 
+	checkTCX(t, ns, "nat64-t", wantProgs, "after the restart")
 	// --keep-routes: SIGTERM leaves them; `route flush` removes only ours.
 	x.proc.Stop()
+	checkTCX(t, ns, "nat64-t", 0, "after SIGTERM")
 	if got := routesOf(ns, "nat64-t"); got != want {
 		t.Errorf("--keep-routes removed routes:\n%s", got)
 	}
@@ -404,9 +512,15 @@ func TestRunRepairsAfterCrash(t *testing.T) {
 // A long-lived TCP connection survives a SIGHUP reload.
 func TestRunReloadKeepsConnections(t *testing.T) {
 	netns.RequireRoot(t)
+	for _, mode := range fastPathModes {
+		t.Run("fastpath "+mode, func(t *testing.T) { testRunReload(t, mode) })
+	}
+}
+
+func testRunReload(t *testing.T, mode string) {
 	tp := netns.NewTopology(t)
 	cfg := writeRunConfig(t, "")
-	x := startTranslator(t, tp, cfg)
+	x := startTranslator(t, tp, cfg, "--fastpath", mode)
 
 	var ln net.Listener
 	if err := tp.Server.Do(func() (err error) { ln, err = net.Listen("tcp4", tp.ServerAddr.String()+":7000"); return err }); err != nil {
@@ -455,8 +569,14 @@ func TestRunReloadKeepsConnections(t *testing.T) {
 		}
 		return nil
 	})
+	before := x.stats(t)
 	if err := echo("after the reload"); err != nil {
 		t.Errorf("connection lost across SIGHUP: %v", err)
+	}
+	// The reload kept the session in the fast path's maps: the kernel
+	// still carries the connection.
+	if after := x.stats(t); mode == "on" && (after.FastPath.Sessions == 0 || after.FastPath.Packets["6to4/tcp"] == before.FastPath.Packets["6to4/tcp"]) {
+		t.Errorf("after the reload the fast path no longer carries the connection: %+v", after.FastPath)
 	}
 	// An invalid file is refused; the daemon keeps running.
 	os.WriteFile(cfg, []byte("[[instance]]\nname = \"nat64-t\"\n"), 0o644)
@@ -477,4 +597,71 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// Without CAP_BPF (and CAP_SYS_ADMIN, which would stand in for it) the
+// kernel refuses the fast path: fastpath on fails start-up saying why;
+// auto translates without it and says why in one log line.
+func TestRunFastPathWithoutCAPBPF(t *testing.T) {
+	netns.RequireRoot(t)
+	netns.RequireCommand(t, "setpriv", "util-linux")
+	tp := netns.NewTopology(t)
+	cfg := writeRunConfig(t, "")
+	bin := nat64ctlBinary(t)
+	noBPF := []string{"setpriv", "--bounding-set=-bpf,-sys_admin", "--inh-caps=-bpf,-sys_admin", bin, "run", "-c", cfg, "--queues", "1"}
+
+	on := tp.Translator.Start(append(noBPF, "--fastpath", "on")...)
+	select {
+	case <-on.Done():
+	case <-time.After(10 * time.Second):
+		on.Stop()
+		t.Fatalf("fastpath on without CAP_BPF did not fail start-up:\n%s", on.Output())
+	}
+	if on.Err() == nil || !strings.Contains(on.Output(), "CAP_BPF") {
+		t.Errorf("fastpath on without CAP_BPF: %v, want a failure naming CAP_BPF:\n%s", on.Err(), on.Output())
+	}
+
+	auto := tp.Translator.Start(append(noBPF, "--fastpath", "auto")...)
+	x := &translator{tp: tp, bin: bin, cfg: cfg, proc: auto}
+	netns.WaitFor(t, 10*time.Second, "nat64ctl /healthz", func() error {
+		select {
+		case <-auto.Done():
+			return fmt.Errorf("nat64ctl exited: %v\n%s", auto.Err(), auto.Output())
+		default:
+		}
+		_, err := x.ctl(context.Background(), "stats")
+		return err
+	})
+	defer auto.Stop()
+	st := x.stats(t)
+	if st.FastPath == nil || st.FastPath.Active || !strings.Contains(st.FastPath.Reason, "not permitted") {
+		t.Errorf("auto without CAP_BPF: %+v", st.FastPath)
+	}
+	if n := strings.Count(auto.Output(), "fast path not loaded"); n != 1 {
+		t.Errorf("want one log line saying why, got %d:\n%s", n, auto.Output())
+	}
+	if err := tp.Client.Ping(synthesized(tp.ServerAddr), 2); err != nil {
+		t.Errorf("auto without the fast path must still translate: %v", err)
+	}
+}
+
+// checkTCX asserts how many programs are attached to dev's tcx egress.
+func checkTCX(t *testing.T, ns *netns.NS, dev string, want int, when string) {
+	t.Helper()
+	var got int
+	err := ns.Do(func() error {
+		ifc, err := net.InterfaceByName(dev)
+		if err != nil {
+			return err
+		}
+		r, err := link.QueryPrograms(link.QueryOptions{Target: ifc.Index, Attach: ebpf.AttachTCXEgress})
+		if err != nil {
+			return err
+		}
+		got = len(r.Programs)
+		return nil
+	})
+	if err != nil || got != want {
+		t.Errorf("%s: %d programs at %s's tcx egress (%v), want %d", when, got, dev, err, want)
+	}
 }

@@ -15,10 +15,12 @@ cd "$(dirname "$0")/.."
 # Debian packages, by purpose. "test" is what `make test` drives: namespaces
 # and links (iproute2), the clients the end-to-end tests and the demo use
 # (ping, dig, curl), ethtool for the TUN offload checks, and systemd for
-# `systemd-analyze verify` of the units in deploy/systemd.
+# `systemd-analyze verify` of the units in deploy/systemd; clang, llvm and
+# libbpf-dev let a test rebuild the fast path's BPF object and compare it
+# with the committed one.
 declare -A APT=(
   [demo]="iproute2 iputils-ping dnsutils curl"
-  [test]="iproute2 iputils-ping dnsutils curl ethtool systemd"
+  [test]="iproute2 iputils-ping dnsutils curl ethtool systemd clang llvm libbpf-dev"
   [bench]="iproute2 iputils-ping dnsutils curl iperf3 tayga dnsperf unbound"
   [generate]="clang llvm libbpf-dev"
 )

@@ -149,3 +149,26 @@ func TestStatsShowsSuppressedICMPErrors(t *testing.T) {
 		t.Errorf("stats --json: icmp_errors_suppressed %v, icmp_errors_sent %v; want 2 and 4", raw["icmp_errors_suppressed"], raw["icmp_errors_sent"])
 	}
 }
+
+// stats shows how much of each row the kernel fast path carried, and why
+// it left the rest to user space.
+func TestStatsShowsTheFastPathSplit(t *testing.T) {
+	addr, _ := apiServer(t)
+	code, out, _ := nat64ctl(t, "stats", "--control", addr)
+	if code != 0 || !strings.Contains(out, "fast path: attached (fastpath = auto), 1 sessions in its maps") {
+		t.Fatalf("stats: status %d:\n%s", code, out)
+	}
+	var row, passed []string
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && f[0] == "4to6/tcp" {
+			row = f
+		}
+		if len(f) > 0 && f[0] == "tcp_control" {
+			passed = f
+		}
+	}
+	if strings.Join(row, " ") != "4to6/tcp 9 900 7 700" || strings.Join(passed, " ") != "tcp_control 2" {
+		t.Errorf("want the 4to6/tcp row with its fast-path share and the pass reasons:\n%s", out)
+	}
+}

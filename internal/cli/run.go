@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nat64kit/nat64kit/internal/daemon"
+	"github.com/nat64kit/nat64kit/nat64conf"
 )
 
 func runCmd() *cobra.Command {
@@ -38,6 +39,8 @@ serves /healthz, /metrics and the JSON API.`,
 	fl.IntVar(&opts.Queues, "queues", 0, "TUN queues, one reader each (default: one per CPU)")
 	fl.BoolVar(&opts.Pipeline, "pipeline", false, "per queue, one goroutine reads and translates while another writes")
 	fl.BoolVar(&opts.MappingLog, "mapping-log", false, "log every BIB entry and session created and removed (RFC 6888)")
+	var fastMode string
+	fl.StringVar(&fastMode, "fastpath", "", `kernel fast path: "auto", "on" or "off" (default: the instance's fastpath setting, itself auto by default)`)
 	fl.BoolVarP(&verbose, "verbose", "v", false, "debug logging")
 	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file until exit (for performance work)")
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
@@ -47,6 +50,13 @@ serves /healthz, /metrics and the JSON API.`,
 		}
 		opts.Log = slog.New(slog.NewTextHandler(c.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 		opts.ConfigPath, opts.Instance = sel.config, sel.instance
+		if fastMode != "" {
+			m, err := nat64conf.ParseFastPathMode(fastMode)
+			if err != nil {
+				return usageErr("--fastpath %v", err)
+			}
+			opts.FastPath = m
+		}
 		if cpuProfile != "" {
 			f, err := os.Create(cpuProfile)
 			if err != nil {

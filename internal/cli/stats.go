@@ -41,14 +41,40 @@ packets, sessions and BIB entries per protocol, and pool4 use.`,
 		}
 		fmt.Fprintf(w, "instance %s: %s, up %s\n", s.Instance, health, s.Uptime.Duration().Round(time.Second))
 		fmt.Fprintf(w, "pool4: %d of %d ports in use\n", s.Pool4PortsInUse, s.Pool4Ports)
-		fmt.Fprintf(w, "ICMP errors sent: %d, suppressed by the rate limit: %d, hairpinned: %d\n\n", s.ICMPErrors, s.ICMPErrorsSuppressed, s.Hairpinned)
-		t := newTable(w, "TRAFFIC", "PACKETS", "BYTES")
-		for _, k := range sortedKeys(s.Packets) {
-			t.row(k, fmt.Sprint(s.Packets[k]), fmt.Sprint(s.Bytes[k]))
+		fmt.Fprintf(w, "ICMP errors sent: %d, suppressed by the rate limit: %d, hairpinned: %d\n", s.ICMPErrors, s.ICMPErrorsSuppressed, s.Hairpinned)
+		fp := s.FastPath
+		switch {
+		case fp == nil:
+		case fp.Active:
+			fmt.Fprintf(w, "fast path: attached (fastpath = %s), %d sessions in its maps, %d refused, %d packets dropped\n", fp.Mode, fp.Sessions, fp.InsertErrors, fp.Dropped)
+		default:
+			fmt.Fprintf(w, "fast path: not attached (fastpath = %s): %s\n", fp.Mode, fp.Reason)
 		}
-		t.flush()
 		fmt.Fprintln(w)
-		t = newTable(w, "PROTO", "SESSIONS", "BIB ENTRIES")
+		if fp != nil && fp.Active {
+			// The kernel's share of each row, so the split is visible.
+			t := newTable(w, "TRAFFIC", "PACKETS", "BYTES", "FAST PATH PACKETS", "FAST PATH BYTES")
+			for _, k := range sortedKeys(s.Packets) {
+				t.row(k, fmt.Sprint(s.Packets[k]), fmt.Sprint(s.Bytes[k]), fmt.Sprint(fp.Packets[k]), fmt.Sprint(fp.Bytes[k]))
+			}
+			t.flush()
+			if len(fp.Passed) > 0 {
+				fmt.Fprintln(w)
+				t = newTable(w, "LEFT TO USER SPACE", "PACKETS")
+				for _, k := range sortedKeys(fp.Passed) {
+					t.row(k, fmt.Sprint(fp.Passed[k]))
+				}
+				t.flush()
+			}
+		} else {
+			t := newTable(w, "TRAFFIC", "PACKETS", "BYTES")
+			for _, k := range sortedKeys(s.Packets) {
+				t.row(k, fmt.Sprint(s.Packets[k]), fmt.Sprint(s.Bytes[k]))
+			}
+			t.flush()
+		}
+		fmt.Fprintln(w)
+		t := newTable(w, "PROTO", "SESSIONS", "BIB ENTRIES")
 		for _, p := range []string{"tcp", "udp", "icmp"} {
 			t.row(p, fmt.Sprint(s.Sessions[p]), fmt.Sprint(s.BIBEntries[p]))
 		}

@@ -99,6 +99,8 @@ type FastPathStats struct {
 	// Passed counts the packets the program left to the user-space
 	// translator, by reason.
 	Passed map[string]uint64 `json:"passed,omitempty"`
+	// Dropped counts packets lost because a rewrite failed half way.
+	Dropped uint64 `json:"dropped"`
 }
 
 // Error is the body of every non-2xx answer.

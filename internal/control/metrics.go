@@ -20,6 +20,7 @@ type collector struct {
 
 	fastActive, fastSessions         *prometheus.Desc
 	fastPackets, fastBytes, fastPass *prometheus.Desc
+	fastDropped                      *prometheus.Desc
 }
 
 const namespace = "nat64ctl"
@@ -47,11 +48,12 @@ func newCollector(b Backend) *collector {
 		fastPackets:    d("fastpath_packets_total", "Packets the kernel fast path translated (part of packets_translated_total), by direction and protocol.", "direction", "proto"),
 		fastBytes:      d("fastpath_bytes_total", "Bytes the kernel fast path translated (part of bytes_translated_total), by direction and protocol.", "direction", "proto"),
 		fastPass:       d("fastpath_passed_total", "Packets the kernel fast path left to the user-space translator, by reason.", "reason"),
+		fastDropped:    d("fastpath_dropped_total", "Packets the kernel fast path lost because a rewrite failed half way."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.icmpErrors, c.icmpSuppressed, c.hairpins, c.sessions, c.bib, c.portsInUse, c.ports, c.up, c.batches, c.fastActive, c.fastSessions, c.fastPackets, c.fastBytes, c.fastPass} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.icmpErrors, c.icmpSuppressed, c.hairpins, c.sessions, c.bib, c.portsInUse, c.ports, c.up, c.batches, c.fastActive, c.fastSessions, c.fastPackets, c.fastBytes, c.fastPass, c.fastDropped} {
 		ch <- d
 	}
 }
@@ -103,6 +105,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for reason, v := range f.Passed {
 			ch <- prometheus.MustNewConstMetric(c.fastPass, prometheus.CounterValue, float64(v), reason)
 		}
+		ch <- prometheus.MustNewConstMetric(c.fastDropped, prometheus.CounterValue, float64(f.Dropped))
 	}
 	if len(s.BatchBounds) > 0 && len(s.BatchBounds) == len(s.TUNBatches) {
 		// A histogram wants cumulative bucket counts.

@@ -107,6 +107,7 @@ func (b backend) Stats() control.Stats {
 	for _, r := range in.Pool4 {
 		s.Pool4Ports += r.Addresses() * r.Ports()
 	}
+	d.fast.addStats(&s)
 	return s
 }
 

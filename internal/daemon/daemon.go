@@ -42,6 +42,8 @@ type Options struct {
 	// MappingLog logs every BIB entry and session created and removed
 	// (RFC 6888 section 4), for abuse tracing.
 	MappingLog bool
+	// FastPath overrides the instance's fastpath setting ("" keeps it).
+	FastPath nat64conf.FastPathMode
 	// ExpireEvery is how often expiry runs (default 1 s).
 	ExpireEvery time.Duration
 	Log         *slog.Logger
@@ -61,6 +63,7 @@ type Daemon struct {
 	routes  *routes.Manager
 	desired routes.Desired
 	control *control.Server
+	fast    *fastPath
 	started time.Time
 	healthy atomic.Bool
 	// running counts the workers still reading; lastTick is when Run's
@@ -153,6 +156,19 @@ func Start(opts Options) (d *Daemon, err error) {
 		}
 	}
 	cleanups = append(cleanups, func() { closeAll(devs) })
+	if opts.Devices == nil {
+		mode := in.FastPath
+		if opts.FastPath != "" {
+			mode = opts.FastPath
+		}
+		if err = d.startFastPath(in, mode); err != nil {
+			return nil, err
+		}
+		fast, table := d.fast, d.table
+		cleanups = append(cleanups, func() { fast.stop(table) })
+	} else {
+		d.fast = &fastPath{mode: nat64conf.FastPathOff, reason: "test devices"}
+	}
 
 	xc := xlatConfig(in, len(devs)+1) // the workers and the expiry
 	d.expirer, d.expireOut = xlat.New(xc, d.table), xlat.NewOutput()
@@ -186,7 +202,7 @@ func Start(opts Options) (d *Daemon, err error) {
 		}()
 	}
 	d.healthy.Store(true)
-	d.log.Info("translating", "prefix", in.Prefix.String(), "pool4", pool4String(in), "queues", len(d.workers), "mtu", in.MTU)
+	d.log.Info("translating", "prefix", in.Prefix.String(), "pool4", pool4String(in), "queues", len(d.workers), "mtu", in.MTU, "fastpath", d.fast.fp != nil)
 	return d, nil
 }
 
@@ -275,6 +291,9 @@ func (d *Daemon) stop() error {
 		errs = append(errs, d.control.Shutdown(ctx))
 		cancel()
 	}
+	// The program goes first: no packet is translated in the kernel for a
+	// session the stopping table no longer answers for.
+	errs = append(errs, d.fast.stop(d.table))
 	for _, w := range d.workers {
 		errs = append(errs, w.dev.Close())
 	}
@@ -304,8 +323,15 @@ func (d *Daemon) Reload() error {
 	}
 	// The translators hold these from Start; a reload that would silently
 	// keep the old values is refused instead.
-	if in.LowestIPv6MTU != old.LowestIPv6MTU || in.ICMPErrorRate != old.ICMPErrorRate || in.ICMPErrorBurst != old.ICMPErrorBurst || in.FragmentTimeout != old.FragmentTimeout {
-		return fmt.Errorf("%s: lowest_ipv6_mtu, icmp_error_rate, icmp_error_burst and timeouts.fragment of instance %q change only with a restart", d.opts.ConfigPath, in.Name)
+	// (the fast path's program too).
+	if in.LowestIPv6MTU != old.LowestIPv6MTU || in.IPv4MTU != old.IPv4MTU || in.ICMPErrorRate != old.ICMPErrorRate || in.ICMPErrorBurst != old.ICMPErrorBurst || in.FragmentTimeout != old.FragmentTimeout {
+		return fmt.Errorf("%s: lowest_ipv6_mtu, ipv4_mtu, icmp_error_rate, icmp_error_burst and timeouts.fragment of instance %q change only with a restart", d.opts.ConfigPath, in.Name)
+	}
+	if in.FastPath != old.FastPath {
+		return fmt.Errorf("%s: fastpath of instance %q changes only with a restart", d.opts.ConfigPath, in.Name)
+	}
+	if in.MaxSessions > old.MaxSessions && d.fast.fp != nil {
+		return fmt.Errorf("%s: max_sessions of instance %q rises only with a restart while the fast path is attached (it sizes the fast path's maps)", d.opts.ConfigPath, in.Name)
 	}
 	if err := d.table.Reconfigure(stateConfig(in)); err != nil {
 		return err

@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -267,5 +268,29 @@ func TestMirrorConcurrentTransitions(t *testing.T) {
 	})
 	if est != len(m.has) {
 		t.Fatalf("%d established, mirror holds %d", est, len(m.has))
+	}
+}
+
+// Removing a static BIB entry ends its sessions, and the mirror loses them.
+func TestMirrorLosesTheSessionsOfARemovedStaticEntry(t *testing.T) {
+	tab := newTestTable(t, testInstance(nil), Options{})
+	m := mirrorOf(t, tab)
+	e := nat64.StaticBIB{Proto: udp, IPv6: netip.MustParseAddrPort("[2001:db8:1::9]:6000"), IPv4: netip.MustParseAddrPort("203.0.113.1:6000")}
+	if err := tab.AddStatic(e); err != nil {
+		t.Fatal(err)
+	}
+	mustOut(t, tab, flow6(udp, "2001:db8:1::9", 6000, "198.51.100.7", 53), 0, 0)
+	mustOut(t, tab, flow6(udp, "2001:db8:1::9", 6000, "198.51.100.8", 53), 0, 0)
+	if len(m.has) != 2 {
+		t.Fatalf("mirror has %d sessions, want the static entry's 2", len(m.has))
+	}
+	if err := tab.RemoveStatic(e); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.has) != 0 {
+		t.Fatalf("after RemoveStatic the mirror still has %+v", m.has)
+	}
+	if err := tab.check(); err != nil {
+		t.Fatal(err)
 	}
 }

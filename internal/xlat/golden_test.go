@@ -153,11 +153,19 @@ func wantVerdict(t *testing.T, r nat64.DropReason, want nat64.DropReason, out []
 
 type golden struct {
 	verdict string
+	config  string
 	in      []byte
 	out     [][]byte
 }
 
-func writeGolden(path string, c *goldenCase, r nat64.DropReason, in []byte, out [][]byte) error {
+// goldenConfig is the config line of a golden: the limits the case ran
+// with, for readers outside this package (the fast path's differential
+// test) that translate the same input.
+func goldenConfig(tr *Translator) string {
+	return fmt.Sprintf("mtu %d ipv4_mtu %d lowest_ipv6_mtu %d", tr.mtu6, tr.mtu4, tr.lowMTU6)
+}
+
+func writeGolden(path string, c *goldenCase, tr *Translator, r nat64.DropReason, in []byte, out [][]byte) error {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# %s\n", c.name)
 	for _, l := range strings.Split(c.why, "\n") {
@@ -167,6 +175,7 @@ func writeGolden(path string, c *goldenCase, r nat64.DropReason, in []byte, out 
 		fmt.Fprintf(&b, "# mask out%d bytes %d-%d: %s\n", m.pkt, m.from, m.to-1, m.why)
 	}
 	fmt.Fprintf(&b, "verdict %s\n", r)
+	fmt.Fprintf(&b, "config %s\n", goldenConfig(tr))
 	fmt.Fprintf(&b, "in %x\n", in)
 	for _, o := range out {
 		fmt.Fprintf(&b, "out %x\n", o)
@@ -192,6 +201,8 @@ func readGolden(path string) (*golden, error) {
 		switch key {
 		case "verdict":
 			g.verdict = val
+		case "config":
+			g.config = val
 		case "in", "out":
 			b, err := hex.DecodeString(val)
 			if err != nil {
@@ -234,7 +245,7 @@ func TestGolden(t *testing.T) {
 			c.verify(t, r, out)
 			path := filepath.Join("testdata", c.name+".golden")
 			if *update {
-				if err := writeGolden(path, c, r, in, out); err != nil {
+				if err := writeGolden(path, c, tr, r, in, out); err != nil {
 					t.Fatal(err)
 				}
 				return
@@ -248,6 +259,9 @@ func TestGolden(t *testing.T) {
 			}
 			if g.verdict != r.String() {
 				t.Fatalf("verdict %v, golden %s", r, g.verdict)
+			}
+			if g.config != goldenConfig(tr) {
+				t.Fatalf("config %q, golden %q", goldenConfig(tr), g.config)
 			}
 			if len(g.out) != len(out) {
 				t.Fatalf("%d packets, golden has %d", len(out), len(g.out))

@@ -85,36 +85,40 @@ type Config struct {
 	Fragments *Fragments
 }
 
+// Resolved is c with the MTUs the translator really uses: defaults for
+// zeros, and each kept within what its family allows. The kernel fast path
+// takes these too, so both paths draw the same lines.
+func (c Config) Resolved() Config {
+	if c.MTU == 0 {
+		c.MTU = nat64.DefaultMTU
+	}
+	c.MTU = max(c.MTU, packet.IPv6MinMTU)
+	if c.LowestIPv6MTU == 0 {
+		c.LowestIPv6MTU = nat64.DefaultLowestIPv6MTU
+	}
+	c.LowestIPv6MTU = min(max(c.LowestIPv6MTU, packet.IPv6MinMTU), c.MTU)
+	if c.IPv4MTU == 0 {
+		c.IPv4MTU = nat64.DefaultMTU
+	}
+	c.IPv4MTU = max(c.IPv4MTU, packet.IPv4MinMTU)
+	return c
+}
+
 // New makes a Translator for the instance, sharing the state table tbl.
 func New(in *Config, tbl *state.Table) *Translator {
+	c := in.Resolved()
 	t := &Translator{
-		prefix:      in.Prefix,
+		prefix:      c.Prefix,
 		tbl:         tbl,
-		mtu6:        in.MTU,
-		mtu4:        in.IPv4MTU,
-		dropZeroUDP: in.DropZeroChecksumUDP,
+		mtu6:        c.MTU,
+		mtu4:        c.IPv4MTU,
+		lowMTU6:     c.LowestIPv6MTU,
+		dropZeroUDP: c.DropZeroChecksumUDP,
 	}
-	if t.mtu6 == 0 {
-		t.mtu6 = nat64.DefaultMTU
-	}
-	if t.mtu6 < packet.IPv6MinMTU {
-		t.mtu6 = packet.IPv6MinMTU
-	}
-	t.lowMTU6 = in.LowestIPv6MTU
-	if t.lowMTU6 == 0 {
-		t.lowMTU6 = nat64.DefaultLowestIPv6MTU
-	}
-	t.lowMTU6 = min(max(t.lowMTU6, packet.IPv6MinMTU), t.mtu6)
-	if t.mtu4 == 0 {
-		t.mtu4 = nat64.DefaultMTU
-	}
-	if t.mtu4 < packet.IPv4MinMTU {
-		t.mtu4 = packet.IPv4MinMTU
-	}
-	t.errLimit.init(in.ICMPErrorRate, in.ICMPErrorBurst)
-	t.frags = in.Fragments
+	t.errLimit.init(c.ICMPErrorRate, c.ICMPErrorBurst)
+	t.frags = c.Fragments
 	if t.frags == nil {
-		t.frags = NewFragments(in.FragmentTimeout)
+		t.frags = NewFragments(c.FragmentTimeout)
 	}
 	t.whole = make([]byte, wholeHeadroom+packet.IPv6HeaderLen+reasmMaxL4)
 	// Start identifications somewhere that differs between workers and

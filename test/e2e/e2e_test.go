@@ -7,6 +7,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nat64kit/nat64kit/internal/control"
 	"github.com/nat64kit/nat64kit/test/netns"
 )
 
@@ -33,6 +35,7 @@ import (
 type world struct {
 	lan, client, dns, xa, xb, server *netns.NS
 	dir                              string
+	fastpath                         string // the translators' --fastpath
 	nat64ctl, coredns                string
 	procs                            map[string]*netns.Process
 }
@@ -129,12 +132,12 @@ func build(t *testing.T) (nat64ctl, coredns string) {
 	return bins[0], bins[1]
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T, fastpath string) *world {
 	netns.RequireRoot(t)
 	for prog, pkg := range map[string]string{"dig": "dnsutils", "curl": "curl", "ping": "iputils-ping"} {
 		netns.RequireCommand(t, prog, pkg)
 	}
-	w := &world{
+	w := &world{fastpath: fastpath,
 		lan: netns.New(t, "lan"), client: netns.New(t, "client"), dns: netns.New(t, "dns"),
 		xa: netns.New(t, "xa"), xb: netns.New(t, "xb"), server: netns.New(t, "server"),
 		dir: t.TempDir(), procs: map[string]*netns.Process{},
@@ -194,7 +197,7 @@ func (w *world) ns(instance string) *netns.NS {
 func (w *world) startTranslator(t *testing.T, instance string) {
 	t.Helper()
 	ns := w.ns(instance)
-	w.procs[instance] = ns.Start(w.nat64ctl, "run", "-c", filepath.Join(w.dir, "nat64.toml"), "--instance", instance)
+	w.procs[instance] = ns.Start(w.nat64ctl, "run", "-c", filepath.Join(w.dir, "nat64.toml"), "--instance", instance, "--fastpath", w.fastpath)
 	netns.WaitFor(t, 10*time.Second, instance+" to be healthy", func() error {
 		_, err := w.ctl(instance, "stats")
 		return err
@@ -259,8 +262,17 @@ func prefixOf(a string) string {
 
 var pool4Of = map[string]string{"nat64-a": pool4A, "nat64-b": pool4B}
 
+// TestEndToEnd runs the whole flow twice: with the user-space translators
+// alone, and with their kernel fast paths (one program and one pair of
+// maps per instance).
 func TestEndToEnd(t *testing.T) {
-	w := newWorld(t)
+	for _, mode := range []string{"off", "on"} {
+		t.Run("fastpath "+mode, func(t *testing.T) { testEndToEnd(t, mode) })
+	}
+}
+
+func testEndToEnd(t *testing.T, mode string) {
+	w := newWorld(t, mode)
 
 	// 1. The mission, step by step.
 	t.Run("flow", func(t *testing.T) {
@@ -283,6 +295,14 @@ func TestEndToEnd(t *testing.T) {
 		sessions, err := w.ctl(inst, "session", "show", "--proto", "tcp")
 		if err != nil || !strings.Contains(sessions, serviceV4+":80") || !strings.Contains(sessions, "["+clientAddr+"]") {
 			t.Errorf("%s session show: %v\n%s", inst, err, sessions)
+		}
+		// Each instance has its own fast path, attached or not as asked.
+		for _, in := range []string{"nat64-a", "nat64-b"} {
+			out, err := w.ctl(in, "stats", "--json")
+			var st control.Stats
+			if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.FastPath == nil || st.FastPath.Active != (w.fastpath == "on") {
+				t.Errorf("%s: fastpath %s, stats say %v %s", in, w.fastpath, err, out)
+			}
 		}
 	})
 
