@@ -102,17 +102,20 @@ func tcpSetupRate(t *testing.T, p *path, d time.Duration) float64 {
 			c.Close()
 		}
 	}()
-	var done atomic.Int64
+	var done, failed atomic.Int64
 	var wg sync.WaitGroup
 	end := time.Now().Add(d)
-	err := p.client.Do(func() error {
-		for range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+	for range 4 {
+		wg.Add(1)
+		// Each goroutine enters the client namespace itself: Do holds
+		// only its own OS thread there.
+		go func() {
+			defer wg.Done()
+			p.client.Do(func() error {
 				for time.Now().Before(end) {
 					c, err := net.DialTimeout("tcp6", "["+target6+"]:7100", time.Second)
 					if err != nil {
+						failed.Add(1)
 						continue
 					}
 					// RST rather than FIN: no TIME_WAIT on the client, so
@@ -121,13 +124,13 @@ func tcpSetupRate(t *testing.T, p *path, d time.Duration) float64 {
 					c.Close()
 					done.Add(1)
 				}
-			}()
-		}
-		return nil
-	})
+				return nil
+			})
+		}()
+	}
 	wg.Wait()
-	if err != nil {
-		t.Errorf("tcp setup: %v", err)
+	if failed.Load() > 0 {
+		t.Logf("tcp setup: %d connects failed, %d completed", failed.Load(), done.Load())
 	}
 	return float64(done.Load()) / d.Seconds()
 }
