@@ -39,7 +39,7 @@ const (
 	DefaultICMPTimeout           = 60 * time.Second
 	// DefaultFragmentTimeout is how long fragments wait for the rest of
 	// their datagram (timeouts.fragment). RFC 6146 §4 asks for at least
-	// 2 s, which is also what Jool 3 waited by default; see
+	// 2 s, which is also Jool's default (FRAGMENT_MIN); see
 	// xlat.FragmentTimeout for why not RFC 8200's 60 s or Linux's 30 s.
 	DefaultFragmentTimeout = 2 * time.Second
 	// MaxFragmentTimeout is RFC 8200 §4.5's reassembly time for end

@@ -10,7 +10,7 @@ import (
 // of their datagram, and how long a first fragment's translation is
 // remembered for the later ones (nat64.toml timeouts.fragment). RFC 6146
 // §4 asks a NAT64 to keep fragments at least 2 s; 2 s is also Jool's
-// default. Longer waits (RFC 8200's 60 s, the Linux kernel's
+// default time for fragments to arrive in (FRAGMENT_MIN). Longer waits (RFC 8200's 60 s, the Linux kernel's
 // ipfrag_time of 30 s) are for end hosts, whose memory an attacker cannot
 // fill with other people's traffic: here a lost fragment would hold its
 // slot of a bounded table that long, and nothing retransmits a fragment.
