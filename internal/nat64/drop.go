@@ -22,10 +22,10 @@ const (
 	UntranslatableICMP                   // ICMP type/code with no mapping (ND, MLD, ...), or its quoted packet unusable
 	ICMPErrorInError                     // ICMP error quoting an ICMP error
 	ReassemblyTimeout                    // fragment of an ICMP datagram not complete within the fragment timeout
-	ReassemblyOverlap                    // fragment of an ICMP datagram with overlapping or inconsistent fragments (RFC 5722)
-	ReassemblyTooMany                    // fragment of an ICMP datagram with no room: too many datagrams, bytes or pieces in flight
+	ReassemblyOverlap                    // fragment held (ICMP, or TCP/UDP before its first) with overlapping or inconsistent fragments (RFC 5722)
+	ReassemblyTooMany                    // fragment to hold with no room: too many datagrams, bytes or pieces in flight
 	ReassemblyTooBig                     // fragment of an ICMP datagram larger than an IPv4 packet can carry
-	FragmentNoState                      // later fragment whose first fragment was not seen
+	FragmentNoState                      // later fragment whose first fragment did not come within the fragment timeout
 	FragmentedZeroChecksumUDP            // IPv4 UDP fragment with checksum 0: cannot compute one
 	ZeroChecksumUDP                      // IPv4 UDP with checksum 0, dropped by configuration
 	UDP6ZeroChecksum                     // IPv6 UDP with checksum 0 (forbidden by RFC 8200)

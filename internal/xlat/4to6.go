@@ -22,6 +22,7 @@ type packet4to6 struct {
 	zeroUDP  bool // UDP without checksum: one is computed
 	frag     fragKey
 	reasm    bool // a fragment of ICMP: it goes to reassembly
+	parked   bool // a later fragment before its first: it waits
 	hairpin  bool // the IPv4 form of a packet from6 just translated
 
 	// The outgoing tuple (step 2).
@@ -40,7 +41,7 @@ func (x *packet4to6) start(buf []byte, off, n int, hairpin bool) {
 	x.buf, x.off, x.p, x.hairpin = buf, off, buf[off:off+n], hairpin
 	x.flow = state.Flow4{}
 	x.tcpFlags, x.zeroUDP, x.fragHdr, x.port6 = 0, false, 0, 0
-	x.reasm = false
+	x.reasm, x.parked = false, false
 }
 
 // from4 is the IPv4 -> IPv6 pipeline. hairpin is set when the packet is the
@@ -61,7 +62,7 @@ func (t *Translator) from4(buf []byte, off, n int, now int64, out *Output, hairp
 		}
 		return t.icmpError4to6(x.p[:x.in.Len], &x.in, x.ttl, out)
 	}
-	if r := t.filterAndUpdate4(x, now, out); r != nat64.Translated {
+	if r := t.filterAndUpdate4(x, now, out); r != nat64.Translated || x.parked {
 		return r
 	}
 	if r := t.checkSize4to6(x, out); r != nat64.Translated {
@@ -71,11 +72,17 @@ func (t *Translator) from4(buf []byte, off, n int, now int64, out *Output, hairp
 	if x.in.HasL4Header() {
 		t.translateUpperLayer4to6(x)
 	}
+	var r nat64.DropReason
 	if x.split {
-		return t.fragment6(x, out)
+		r = t.fragment6(x, out)
+	} else {
+		start, end := t.translate4to6(x)
+		r = t.handOver4to6(x, start, end, out)
 	}
-	start, end := t.translate4to6(x)
-	return t.handOver4to6(x, start, end, out)
+	if r == nat64.Translated && x.in.Fragmented && x.in.HasL4Header() && !x.hairpin {
+		t.releaseParked4(x, out) // its later fragments that came first
+	}
+	return r
 }
 
 // determineIncomingTuple4 is RFC 6146 §3.4 for an IPv4 packet: it parses
@@ -157,7 +164,7 @@ func (t *Translator) determineIncomingTuple4(x *packet4to6, out *Output) nat64.D
 func (t *Translator) filterAndUpdate4(x *packet4to6, now int64, out *Output) nat64.DropReason {
 	if !x.in.HasL4Header() {
 		if !t.frags.lookup(&x.frag, now, &x.dst6) {
-			return nat64.FragmentNoState
+			return t.park4(x, now, out)
 		}
 	} else {
 		var r nat64.DropReason
@@ -419,4 +426,55 @@ func (t *Translator) reassemble4(x *packet4to6, now int64, out *Output) nat64.Dr
 		return nat64.OutputFull
 	}
 	return r
+}
+
+// park4 is park6 for an IPv4 fragment.
+func (t *Translator) park4(x *packet4to6, now int64, out *Output) nat64.DropReason {
+	in := &x.in
+	data := x.p[in.L4Off:in.Len]
+	if len(data) == 0 || in.MoreFrags && len(data)%8 != 0 {
+		return nat64.MalformedIPv4
+	}
+	f := fragment{key: &x.frag, hdr: x.p[:packet.IPv4MinHeader], data: data, off: in.FragOffset, more: in.MoreFrags}
+	if _, r := t.frags.add(&f, now, &t.Counters, nil, nil); r != nat64.Translated {
+		return r
+	}
+	t.Counters.FragmentsHeld++
+	x.parked = true
+	if !x.hairpin && t.frags.lookup(&x.frag, now, &x.dst6) {
+		t.prefix.EmbedTo(&x.src6, x.src4)
+		t.releaseParked4(x, out)
+	}
+	return nat64.Translated
+}
+
+// releaseParked4 sends the parked later fragments of x's datagram as IPv6
+// fragments of at most lowest-ipv6-mtu.
+func (t *Translator) releaseParked4(x *packet4to6, out *Output) {
+	n, total, ok := t.frags.claim(&x.frag, t.whole, &t.pieces, &t.wholeHdr)
+	if !ok {
+		return
+	}
+	h := packet.IPv4(t.wholeHdr[:packet.IPv4MinHeader])
+	ip := packet.IPv6Fields{TrafficClass: h.TOS(), NextHeader: nat64.ProtoFragment, HopLimit: h.TTL() - 1, Src: &x.src6, Dst: &x.dst6}
+	frag := packet.IPv6FragmentFields{NextHeader: nextHeader6(x.in.Proto), ID: uint32(h.ID())}
+	maxPay := (t.lowMTU6 - packet.IPv6HeaderLen - packet.FragmentLen) &^ 7
+	for i := 0; i < n; i++ {
+		p := t.pieces[i]
+		for pos := int(p.lo); pos < int(p.hi); pos += maxPay {
+			end := min(pos+maxPay, int(p.hi))
+			b := out.alloc(packet.IPv6HeaderLen + packet.FragmentLen + end - pos)
+			if b == nil {
+				t.Counters.Drops[nat64.OutputFull]++
+				return
+			}
+			ip.PayloadLen = uint16(packet.FragmentLen + end - pos)
+			packet.IPv6(b).Encode(&ip)
+			frag.Offset, frag.More = pos, end != total
+			packet.IPv6Fragment(b[packet.IPv6HeaderLen:]).Encode(&frag)
+			copy(b[packet.IPv6HeaderLen+packet.FragmentLen:], t.whole[pos:end])
+			out.push(b)
+			t.count(FourToSix, x.in.Proto, b)
+		}
+	}
 }

@@ -21,6 +21,7 @@ type packet6to4 struct {
 	tcpFlags uint8
 	frag     fragKey // set for a fragment
 	reasm    bool    // a fragment of ICMP: it goes to reassembly
+	parked   bool    // a later fragment before its first: it waits
 	whole    bool    // a datagram just reassembled, in t.whole
 	split    bool    // whole, and too big for the IPv4 MTU: sent as IPv4 fragments
 
@@ -37,7 +38,7 @@ func (x *packet6to4) start(buf []byte, off, n int, whole bool) {
 	x.buf, x.off, x.p = buf, off, buf[off:off+n]
 	x.flow = state.Flow6{}
 	x.tcpFlags, x.port4 = 0, 0
-	x.reasm, x.whole, x.split = false, whole, false
+	x.reasm, x.whole, x.split, x.parked = false, whole, false, false
 }
 
 // from6 is the IPv6 -> IPv4 pipeline. whole is set for a datagram the
@@ -54,14 +55,18 @@ func (t *Translator) from6(buf []byte, off, n int, now int64, out *Output, whole
 	if x.in.Proto == nat64.ProtoICMPv6 && packet.IsICMPv6Error(x.l4[0]) {
 		return t.icmpError6to4(x.p[:x.in.Len], &x.in, x.z, now, out)
 	}
-	if r := t.filterAndUpdate6(x, now, out); r != nat64.Translated {
+	if r := t.filterAndUpdate6(x, now, out); r != nat64.Translated || x.parked {
 		return r
 	}
 	if r := t.checkSize6to4(x, out); r != nat64.Translated {
 		return r
 	}
 	start, end := t.translate6to4(x)
-	return t.handOver6to4(x, start, end, now, out)
+	r := t.handOver6to4(x, start, end, now, out)
+	if r == nat64.Translated && x.in.Fragmented && x.in.HasL4Header() && !x.hairpin {
+		t.releaseParked6(x, out) // its later fragments that came first
+	}
+	return r
 }
 
 // determineIncomingTuple6 is RFC 6146 §3.4 for an IPv6 packet: it parses
@@ -141,7 +146,7 @@ func (t *Translator) filterAndUpdate6(x *packet6to4, now int64, out *Output) nat
 	if !x.in.HasL4Header() {
 		var a [16]byte
 		if !t.frags.lookup(&x.frag, now, &a) {
-			return nat64.FragmentNoState
+			return t.park6(x, now, out)
 		}
 		copy(x.src4[:], a[:4])
 	} else {
@@ -348,4 +353,60 @@ func (t *Translator) fragment4(p []byte, out *Output) nat64.DropReason {
 		t.count(SixToFour, nat64.ProtoICMPv6, b)
 	}
 	return nat64.Translated
+}
+
+// park6 holds a later TCP or UDP fragment that came before its first
+// (RFC 6146 §4: fragments may arrive out of order) until the first one is
+// translated, or the fragment timeout drops it as fragment_no_state.
+func (t *Translator) park6(x *packet6to4, now int64, out *Output) nat64.DropReason {
+	in := &x.in
+	data := x.p[in.L4Off:in.Len]
+	if len(data) == 0 || in.MoreFrags && len(data)%8 != 0 {
+		return nat64.MalformedIPv6
+	}
+	f := fragment{key: &x.frag, hdr: x.p[:packet.IPv6HeaderLen], data: data, off: in.FragOffset, more: in.MoreFrags}
+	if _, r := t.frags.add(&f, now, &t.Counters, nil, nil); r != nat64.Translated {
+		return r
+	}
+	t.Counters.FragmentsHeld++
+	x.parked = true
+	// The first fragment may have been translated by another worker since
+	// the lookup, and found nothing parked yet: then this one releases.
+	var a [16]byte
+	if t.frags.lookup(&x.frag, now, &a) && !t.tbl.OwnsIPv4(x.z) {
+		copy(x.src4[:], a[:4])
+		t.releaseParked6(x, out)
+	}
+	return nat64.Translated
+}
+
+// releaseParked6 sends the parked later fragments of x's datagram, now that
+// x's translation is known, as IPv4 fragments of at most the IPv4 MTU
+// (adjacent ones were merged while they waited).
+func (t *Translator) releaseParked6(x *packet6to4, out *Output) {
+	n, total, ok := t.frags.claim(&x.frag, t.whole, &t.pieces, &t.wholeHdr)
+	if !ok {
+		return
+	}
+	h := packet.IPv6(t.wholeHdr[:])
+	var f packet.IPv4Fields
+	f.TOS, f.TTL, f.Protocol = h.TrafficClass(), h.HopLimit()-1, x.in.Proto
+	f.Src, f.Dst, f.ID = x.src4, x.z, uint16(x.in.FragID)
+	maxPay := (t.mtu4 - packet.IPv4MinHeader) &^ 7
+	for i := 0; i < n; i++ {
+		p := t.pieces[i]
+		for pos := int(p.lo); pos < int(p.hi); pos += maxPay {
+			end := min(pos+maxPay, int(p.hi))
+			b := out.alloc(packet.IPv4MinHeader + end - pos)
+			if b == nil {
+				t.Counters.Drops[nat64.OutputFull]++
+				return
+			}
+			f.TotalLen, f.FragOffset, f.MF = uint16(len(b)), pos, end != total
+			packet.IPv4(b).Encode(&f)
+			copy(b[packet.IPv4MinHeader:], t.whole[pos:end])
+			out.push(b)
+			t.count(SixToFour, x.in.Proto, b)
+		}
+	}
 }

@@ -101,6 +101,10 @@ type Fragments struct {
 	// earliest is the soonest expiry of a slot in use (0: none). Process
 	// reads it without the lock, to take the lock only when one is due.
 	earliest atomic.Int64
+	// parked counts the slots of TCP and UDP datagrams (later fragments
+	// waiting for their first), so that a first fragment looks for them
+	// only when there are some.
+	parked atomic.Int64
 }
 
 // NewFragments makes the fragment state of one instance, with its arena;
@@ -171,7 +175,11 @@ func (ra *Fragments) expireLocked(now int64, c *Counters) {
 		}
 		if d.expires <= now {
 			if d.state == slotOpen {
-				c.Drops[nat64.ReassemblyTimeout] += uint64(d.held)
+				reason := nat64.ReassemblyTimeout
+				if parkable(d.key.proto) {
+					reason = nat64.FragmentNoState // its first fragment never came
+				}
+				c.Drops[reason] += uint64(d.held)
 			}
 			ra.release(d)
 			continue
@@ -186,8 +194,47 @@ func (ra *Fragments) expireLocked(now int64, c *Counters) {
 // release gives d's blocks back and frees its slot.
 func (ra *Fragments) release(d *reasmDatagram) {
 	ra.freeBlocks(d)
+	if parkable(d.key.proto) {
+		ra.parked.Add(-1)
+	}
 	d.state = slotFree
 	ra.inUse--
+}
+
+// parkable reports whether fragments of proto are translated one by one,
+// so that a later fragment arriving before its first waits in a slot
+// (parked) rather than being reassembled.
+func parkable(proto nat64.Proto) bool {
+	return proto == nat64.ProtoTCP || proto == nat64.ProtoUDP
+}
+
+// claim takes the parked later fragments of k's datagram, once its first
+// fragment is translated: their bytes are copied into data at their
+// offsets, their ranges into pieces; total is the datagram's length when
+// its last fragment is among them (else -1), and hdr the IP header of the
+// first one parked. ok is false when none wait.
+func (ra *Fragments) claim(k *fragKey, data []byte, pieces *[reasmMaxPieces]reasmPiece, hdr *[40]byte) (n, total int, ok bool) {
+	if ra.parked.Load() == 0 {
+		return 0, 0, false
+	}
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	d := ra.find(k)
+	if d == nil || d.state != slotOpen || d.held == 0 {
+		return 0, 0, false
+	}
+	n, total, *hdr = d.npieces, d.total, d.hdr
+	*pieces = d.pieces
+	for i := 0; i < n; i++ {
+		p := d.pieces[i]
+		for pos := int(p.lo); pos < int(p.hi); {
+			in := pos % reasmBlockSize
+			blk := ra.arena[int(d.blocks[pos/reasmBlockSize])*reasmBlockSize:][:reasmBlockSize]
+			pos += copy(data[pos:int(p.hi)], blk[in:])
+		}
+	}
+	ra.release(d)
+	return n, total, true
 }
 
 func (ra *Fragments) freeBlocks(d *reasmDatagram) {
@@ -230,6 +277,9 @@ func (ra *Fragments) open(k *fragKey, now int64) *reasmDatagram {
 			continue
 		}
 		d.key, d.state = *k, slotOpen
+		if parkable(k.proto) {
+			ra.parked.Add(1)
+		}
 		d.expires = now + ra.timeout
 		d.first, d.total, d.maxEnd, d.have, d.held, d.npieces = false, -1, 0, 0, 0, 0
 		for j := range d.blocks {
@@ -301,6 +351,8 @@ func (ra *Fragments) add(f *fragment, now int64, c *Counters, whole []byte, hdr 
 	if lo == 0 {
 		d.first = true
 		copy(d.hdr[:], f.hdr)
+	} else if d.held == 0 {
+		copy(d.hdr[:], f.hdr) // until the first fragment's comes (parked: for good)
 	}
 	d.have += hi - lo
 	d.held++

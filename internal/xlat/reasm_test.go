@@ -440,8 +440,9 @@ func TestReassemblySharedByWorkers(t *testing.T) {
 	}
 }
 
-// The fragment path allocates nothing: a datagram in three fragments, both
-// directions, over and over.
+// The fragment path allocates nothing: an echo in three fragments, both
+// directions, and a UDP datagram whose later fragment comes first, over
+// and over.
 func TestReassemblyZeroAllocs(t *testing.T) {
 	tr := newTestTranslator(t, nil)
 	d6, d4 := echoDatagram6(echoPayload), echoDatagram4(echoPayload)
@@ -452,6 +453,8 @@ func TestReassemblyZeroAllocs(t *testing.T) {
 	for _, c := range linuxCuts4(len(d4)) {
 		pkts = append(pkts, fragOf4(d4, reasmID4, c))
 	}
+	u := udpDatagram6(600)
+	pkts = append(pkts, frag6(hostX, serverZ6, nat64.ProtoUDP, 304, false, 5, u[304:]), frag6(hostX, serverZ6, nat64.ProtoUDP, 0, true, 5, u[:304]))
 	buf := make([]byte, 2048)
 	out := NewOutput()
 	sent := 0
@@ -465,10 +468,10 @@ func TestReassemblyZeroAllocs(t *testing.T) {
 		}
 	})
 	if allocs != 0 {
-		t.Errorf("%v allocations per round of 6 fragments", allocs)
+		t.Errorf("%v allocations per round of 8 fragments", allocs)
 	}
-	if sent != 201*6 {
-		t.Errorf("%d packets sent in 201 rounds, want 6 a round", sent)
+	if sent != 201*8 {
+		t.Errorf("%d packets sent in 201 rounds, want 8 a round", sent)
 	}
 }
 
@@ -515,4 +518,122 @@ func BenchmarkEchoFragmented6to4(b *testing.B) {
 			}
 		}
 	}
+}
+
+// collect4 puts IPv4 fragments back together by offset, checking that they
+// cover the datagram once, that only the one at its end has MF clear, and
+// their identification.
+func collect4(t *testing.T, out [][]byte, n int, id uint16) []byte {
+	t.Helper()
+	whole := make([]byte, n)
+	covered := 0
+	for _, o := range out {
+		checkWellFormed(t, o)
+		h := packet.IPv4(o)
+		off, data := h.FragOffset(), o[20:]
+		if off+len(data) > n || h.ID() != id || h.MF() != (off+len(data) < n) || len(o) > 1500 {
+			t.Fatalf("fragment at %d: %d bytes, MF %v, id %#x", off, len(data), h.MF(), h.ID())
+		}
+		copy(whole[off:], data)
+		covered += len(data)
+	}
+	if covered != n {
+		t.Fatalf("fragments carry %d bytes of %d", covered, n)
+	}
+	return whole
+}
+
+// collect6 is collect4 for IPv6 fragments of at most 1280 bytes.
+func collect6(t *testing.T, out [][]byte, n int, id uint32) []byte {
+	t.Helper()
+	whole := make([]byte, n)
+	covered := 0
+	for _, o := range out {
+		checkWellFormed(t, o)
+		f := packet.IPv6Fragment(o[40:])
+		off, data := f.Offset(), o[48:]
+		if off+len(data) > n || f.ID() != id || f.More() != (off+len(data) < n) || len(o) > 1280 {
+			t.Fatalf("fragment at %d: %d bytes, M %v, id %#x", off, len(data), f.More(), f.ID())
+		}
+		copy(whole[off:], data)
+		covered += len(data)
+	}
+	if covered != n {
+		t.Fatalf("fragments carry %d bytes of %d", covered, n)
+	}
+	return whole
+}
+
+// Later TCP and UDP fragments that come before their first wait for it
+// (RFC 6146 §4) and go out with it, translated one by one; both
+// directions, the fragments in reverse order.
+func TestLaterFragmentsWaitForFirst(t *testing.T) {
+	t.Run("6to4", func(t *testing.T) {
+		tr := newTestTranslator(t, nil)
+		d := udpDatagram6(1000)
+		cs := cuts(len(d), 256)
+		for i := len(cs) - 1; i > 0; i-- {
+			primeFrags(t, tr, frag6(hostX, serverZ6, nat64.ProtoUDP, cs[i].lo, cs[i].hi < len(d), 99, d[cs[i].lo:cs[i].hi]))
+		}
+		r, out := run(tr, frag6(hostX, serverZ6, nat64.ProtoUDP, 0, true, 99, d[:256]), now0)
+		if r != nat64.Translated || len(out) < 2 {
+			t.Fatalf("first fragment: %v, %d packets out", r, len(out))
+		}
+		whole := collect4(t, out, len(d), 99)
+		if refSum(whole, refPseudo4(pool4[:], serverZ[:], nat64.ProtoUDP, len(whole))) != 0xffff {
+			t.Fatal("the fragments put together have a bad UDP checksum")
+		}
+		if binary.BigEndian.Uint16(whole[0:]) != portTudp || !bytes.Equal(whole[8:], d[8:]) {
+			t.Fatal("the datagram changed")
+		}
+		wantUsage(t, tr, 0)
+		wantDrops(t, tr, nil)
+	})
+	t.Run("4to6", func(t *testing.T) {
+		tr := newTestTranslator(t, nil)
+		primeUDP(t, tr)
+		d := udpDatagram4(3000 - 8)
+		cs := linuxCuts4(len(d))
+		frag := func(c cut) []byte {
+			p := ipv4(serverZ, pool4, 50, nat64.ProtoUDP, 0x7777, false, d[c.lo:c.hi])
+			setFrag4(p, c.lo, c.hi < len(d))
+			return p
+		}
+		primeFrags(t, tr, frag(cs[2]), frag(cs[1]))
+		r, out := run(tr, frag(cs[0]), now0)
+		if r != nat64.Translated || len(out) < 3 {
+			t.Fatalf("first fragment: %v, %d packets out", r, len(out))
+		}
+		whole := collect6(t, out, len(d), 0x7777)
+		if refSum(whole, refPseudo6(serverZ6[:], hostX[:], nat64.ProtoUDP, len(whole))) != 0xffff {
+			t.Fatal("the fragments put together have a bad UDP checksum")
+		}
+		wantUsage(t, tr, 0)
+	})
+	t.Run("first on another worker", func(t *testing.T) {
+		shared := NewFragments(0)
+		tr0 := newTestTranslator(t, func(c *testConfig) { c.Fragments = shared })
+		tr1 := New(&Config{Prefix: prefix, MTU: 1500, IPv4MTU: 1500, Fragments: shared}, tr0.tbl)
+		d := udpDatagram6(600)
+		primeFrags(t, tr0, frag6(hostX, serverZ6, nat64.ProtoUDP, 304, false, 5, d[304:]))
+		r, out := run(tr1, frag6(hostX, serverZ6, nat64.ProtoUDP, 0, true, 5, d[:304]), now0)
+		if r != nat64.Translated || len(out) != 2 {
+			t.Fatalf("first fragment on the other worker: %v, %d out", r, len(out))
+		}
+		collect4(t, out, len(d), 5)
+	})
+	t.Run("first never comes", func(t *testing.T) {
+		tr := newTestTranslator(t, nil)
+		primeFrags(t, tr, frag6(hostX, serverZ6, nat64.ProtoUDP, 32, false, 0x777, pattern(16)))
+		tr.ExpireFragments(now0 + int64(FragmentTimeout) - 1)
+		if n := tr.Counters.Drops[nat64.FragmentNoState]; n != 0 {
+			t.Fatalf("dropped before the timeout: %d", n)
+		}
+		tr.ExpireFragments(now0 + int64(FragmentTimeout))
+		if n := tr.Counters.Drops[nat64.FragmentNoState]; n != 1 {
+			t.Fatalf("fragment_no_state = %d after the timeout, want 1", n)
+		}
+		wantUsage(t, tr, 0)
+		wantDrops(t, tr, nil)
+	})
 }

@@ -50,11 +50,12 @@ type Translator struct {
 	// its IP header, and up to reasmMaxL4 bytes of upper layer.
 	whole     []byte
 	wholeHdr  [40]byte
-	wholeFrag uint32     // the Fragment header identification of the datagram in whole
-	errLimit  errLimiter // the ICMP errors the translator originates
-	now       int64      // the time Process (or PortUnreachable) was given
-	x6        packet6to4 // the packet from6 is working on
-	x4        packet4to6 // the packet from4 is working on
+	wholeFrag uint32                     // the Fragment header identification of the datagram in whole
+	pieces    [reasmMaxPieces]reasmPiece // the ranges of parked fragments being released
+	errLimit  errLimiter                 // the ICMP errors the translator originates
+	now       int64                      // the time Process (or PortUnreachable) was given
+	x6        packet6to4                 // the packet from6 is working on
+	x4        packet4to6                 // the packet from4 is working on
 
 	// Counters are this Translator's statistics; the daemon aggregates them.
 	Counters Counters
