@@ -57,11 +57,13 @@ staticcheck: deps-test
 unit:
 	$(GO) test -race -count=1 -timeout 25m ./...
 
-## fuzz: a short run of every fuzz target (their seeds run in `make test`).
+## fuzz: a short run of every fuzz target (their seeds run in `make test`);
+## FUZZTIME=2m for longer.
+FUZZTIME ?= 20s
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    echo "== $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime 20s $$pkg || exit 1; \
+	    echo "== $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/nat64kit/nat64kit/internal/nat64"
 )
@@ -39,6 +40,10 @@ type Instance struct {
 	LowestIPv6MTU int
 
 	Timeouts nat64.Timeouts
+	// FragmentTimeout is how long fragments wait for the rest of their
+	// datagram (timeouts.fragment): reassembly of ICMP, and the later
+	// TCP and UDP fragments following their first.
+	FragmentTimeout time.Duration
 
 	// Filtering is address-dependent by default (RFC 6146 §3.5.2.2 allows
 	// endpoint-independent as an operator choice).

@@ -47,6 +47,7 @@ type fileTimeouts struct {
 	TCPEstablished string `toml:"tcp_established"`
 	TCPTransitory  string `toml:"tcp_transitory"`
 	ICMP           string `toml:"icmp"`
+	Fragment       string `toml:"fragment"`
 }
 
 type fileStatic struct {
@@ -199,6 +200,13 @@ func (v *validator) instance(i int, fi *fileInstance) Instance {
 		TCPEstablished: v.duration(t.TCPEstablished, nat64.DefaultTCPEstablishedTimeout, nat64.MinTCPEstablishedTimeout, line("timeouts.tcp_established"), field("timeouts.tcp_established")),
 		TCPTransitory:  v.duration(t.TCPTransitory, nat64.DefaultTCPTransitoryTimeout, nat64.MinTCPTransitoryTimeout, line("timeouts.tcp_transitory"), field("timeouts.tcp_transitory")),
 		ICMP:           v.duration(t.ICMP, nat64.DefaultICMPTimeout, nat64.MinICMPTimeout, line("timeouts.icmp"), field("timeouts.icmp")),
+	}
+	// Fragments wait at least RFC 6146's 2 s, and no longer than the end
+	// hosts themselves would (RFC 8200's 60 s).
+	in.FragmentTimeout = v.duration(t.Fragment, nat64.DefaultFragmentTimeout, nat64.MinFragmentTimeout, line("timeouts.fragment"), field("timeouts.fragment"))
+	if in.FragmentTimeout > nat64.MaxFragmentTimeout {
+		v.fail(line("timeouts.fragment"), field("timeouts.fragment"), "%s is above RFC 8200's reassembly time of %s", in.FragmentTimeout, nat64.MaxFragmentTimeout)
+		in.FragmentTimeout = nat64.DefaultFragmentTimeout
 	}
 
 	for j := range fi.Static {

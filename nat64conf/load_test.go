@@ -42,6 +42,7 @@ max_sessions_per_source = 10
   tcp_established = "3h"
   tcp_transitory = "5m"
   icmp = "90s"
+  fragment = "5s"
 `
 
 func TestParseValid(t *testing.T) {
@@ -61,7 +62,7 @@ func TestParseValid(t *testing.T) {
 	}
 	// Defaults are RFC 6146's.
 	want := nat64.Timeouts{UDP: 5 * time.Minute, TCPEstablished: 2*time.Hour + 4*time.Minute, TCPTransitory: 4 * time.Minute, ICMP: time.Minute}
-	if a.Timeouts != want || a.MTU != 1500 || a.IPv4MTU != 1500 || a.EndpointIndependentFiltering || a.DropZeroChecksumUDP {
+	if a.Timeouts != want || a.FragmentTimeout != 2*time.Second || a.MTU != 1500 || a.IPv4MTU != 1500 || a.EndpointIndependentFiltering || a.DropZeroChecksumUDP {
 		t.Errorf("nat64-a defaults: %+v", a)
 	}
 	if len(a.Pool4) != 1 || a.Pool4[0] != (nat64.Pool4Range{Prefix: netip.MustParsePrefix("203.0.113.1/32"), FirstPort: 1024, LastPort: 65535}) {
@@ -74,7 +75,7 @@ func TestParseValid(t *testing.T) {
 
 	b, _ := cfg.Instance("nat64-b")
 	want = nat64.Timeouts{UDP: 10 * time.Minute, TCPEstablished: 3 * time.Hour, TCPTransitory: 5 * time.Minute, ICMP: 90 * time.Second}
-	if b.Timeouts != want || b.MTU != 9000 || b.IPv4MTU != 1500 || !b.EndpointIndependentFiltering || !b.DropZeroChecksumUDP ||
+	if b.Timeouts != want || b.FragmentTimeout != 5*time.Second || b.MTU != 9000 || b.IPv4MTU != 1500 || !b.EndpointIndependentFiltering || !b.DropZeroChecksumUDP ||
 		b.MaxSessions != 1000 || b.MaxSessionsPerSource != 10 || b.Weight != 2 {
 		t.Errorf("nat64-b = %+v", b)
 	}
@@ -139,6 +140,9 @@ func TestParseErrors(t *testing.T) {
 		{"tcp est floor", base + "[instance.timeouts]\ntcp_established = \"2h\"\n", 6, "instance[0].timeouts.tcp_established", "minimum of 2h4m0s"},
 		{"tcp trans floor", base + "[instance.timeouts]\ntcp_transitory = \"3m\"\n", 6, "instance[0].timeouts.tcp_transitory", "minimum of 4m0s"},
 		{"icmp floor", base + "[instance.timeouts]\nicmp = \"30s\"\n", 6, "instance[0].timeouts.icmp", "minimum of 1m0s"},
+		{"fragment floor", base + "[instance.timeouts]\nfragment = \"1s\"\n", 6, "instance[0].timeouts.fragment", "RFC 6146 minimum of 2s"},
+		{"fragment ceiling", base + "[instance.timeouts]\nfragment = \"61s\"\n", 6, "instance[0].timeouts.fragment", "above RFC 8200's reassembly time of 1m0s"},
+		{"fragment garbage", base + "[instance.timeouts]\nfragment = \"2\"\n", 6, "instance[0].timeouts.fragment", "not a duration"},
 		{"inline timeouts", base + "timeouts = { icmp = \"30s\" }\n", 5, "instance[0].timeouts.icmp", "minimum"},
 		{"static proto", base + "[[instance.static]]\nproto = \"sctp\"\nipv6 = \"[2001:db8::1]:80\"\nipv4 = \"203.0.113.1:80\"\n", 6, "instance[0].static[0].proto", "want \"tcp\""},
 		{"static ipv6 garbage", base + "[[instance.static]]\nproto = \"tcp\"\nipv6 = \"2001:db8::1\"\nipv4 = \"203.0.113.1:2000\"\n", 7, "instance[0].static[0].ipv6", "IPv6 transport address"},

@@ -184,7 +184,9 @@ func TestRunTranslatesInNamespaces(t *testing.T) {
 
 func testRunTranslates(t *testing.T, mode string) {
 	tp := netns.NewTopology(t)
-	cfg := writeRunConfig(t, "")
+	// The server may ping the client through a static ICMP binding.
+	static := fmt.Sprintf("[[instance.static]]\nproto = \"icmp\"\nipv6 = \"[%s]:%d\"\nipv4 = \"%s:%d\"\n", tp.ClientAddr, staticIdent, testPool4, staticIdent)
+	cfg := writeRunConfig(t, static)
 	x := startTranslator(t, tp, cfg, "--fastpath", mode)
 	server := synthesized(tp.ServerAddr)
 	if st := x.stats(t); st.FastPath == nil || st.FastPath.Active != (mode == "on") {
@@ -200,6 +202,22 @@ func testRunTranslates(t *testing.T, mode string) {
 			t.Error(err)
 		}
 	})
+
+	// Pings larger than a link: their fragments are reassembled by the
+	// translator (the ICMP checksum needs the whole datagram), whichever
+	// of its two TUN queues each reaches, and sent on as fragments.
+	for _, size := range []int{3000, 8000} {
+		t.Run(fmt.Sprintf("ping -s %d", size), func(t *testing.T) {
+			if err := bigPing(ctx, tp.Client, server, size); err != nil {
+				t.Error(err)
+			}
+		})
+		t.Run(fmt.Sprintf("ping -s %d from IPv4 through static BIB", size), func(t *testing.T) {
+			if err := bigPing(ctx, tp.Server, netip.MustParseAddr(testPool4), size, "-e", fmt.Sprint(staticIdent)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
 
 	t.Run("tcp", func(t *testing.T) {
 		out, err := tp.Client.Exec(ctx, "curl", "-sS", "--max-time", "10", "-g", fmt.Sprintf("http://[%s]:8080/", server))
@@ -333,6 +351,11 @@ func testRunTranslates(t *testing.T, mode string) {
 		if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.Packets["6to4/tcp"] == 0 || st.Packets["4to6/tcp"] == 0 || st.Packets["4to6/icmp"] == 0 {
 			t.Errorf("%v: %+v", err, st)
 		}
+		for _, r := range []string{"reassembly_timeout", "reassembly_overlap", "reassembly_too_many", "reassembly_too_big"} {
+			if st.Drops[r] != 0 {
+				t.Errorf("%s = %d after clean pings", r, st.Drops[r])
+			}
+		}
 	})
 
 	// A pool4 change on reload ends the sessions of the old address, and
@@ -345,6 +368,7 @@ func testRunTranslates(t *testing.T, mode string) {
 			t.Fatalf("no session in the fast path's maps after a ping: %+v", st.FastPath)
 		}
 		body := strings.Replace(string(must(os.ReadFile(cfg))), testPool4+"/32", "203.0.113.2/32", 1)
+		body = strings.ReplaceAll(body, testPool4+":", "203.0.113.2:") // the static binding moves along
 		os.WriteFile(cfg, []byte(body), 0o644)
 		if out, err := x.ctl(ctx, "reload"); err != nil {
 			t.Fatalf("reload: %v: %s", err, out)
@@ -368,6 +392,24 @@ func testRunTranslates(t *testing.T, mode string) {
 	if out := tp.Translator.MustExec("ip", "-6", "route", "show", "proto", "64"); strings.TrimSpace(out) != "" {
 		t.Errorf("IPv6 routes left after SIGTERM: %q", out)
 	}
+}
+
+// staticIdent is the echo identifier of the static ICMP binding: the
+// IPv4 side pings with it (ping -e), and keeps it on both sides.
+const staticIdent = 4660
+
+// bigPing sends 3 pings of size data bytes (bounded: 0.2 s apart, 2 s
+// each to answer) and wants all 3 answered.
+func bigPing(ctx context.Context, ns *netns.NS, dst netip.Addr, size int, extra ...string) error {
+	args := []string{"ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", "-s", fmt.Sprint(size)}
+	if dst.Is6() {
+		args = append(args, "-6")
+	}
+	out, err := ns.Exec(ctx, append(append(args, extra...), dst.String())...)
+	if err != nil || !strings.Contains(out, "3 packets transmitted, 3 received") {
+		return fmt.Errorf("ping -s %d %s: %v\n%s", size, dst, err, out)
+	}
+	return nil
 }
 
 // routesOf lists the routes through the TUN device, both families, less

@@ -37,5 +37,9 @@ func xlatConfig(in *nat64conf.Instance, shares int) *xlat.Config {
 		DropZeroChecksumUDP: in.DropZeroChecksumUDP,
 		ICMPErrorRate:       (in.ICMPErrorRate + shares - 1) / shares,
 		ICMPErrorBurst:      (in.ICMPErrorBurst + shares - 1) / shares,
+		FragmentTimeout:     in.FragmentTimeout,
+		// One for the instance: the fragments of a datagram may reach
+		// different TUN queues (see xlat.Fragments).
+		Fragments: xlat.NewFragments(in.FragmentTimeout),
 	}
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"testing"
+	"time"
 
 	"github.com/nat64kit/nat64kit/nat64conf"
 )
@@ -18,6 +19,8 @@ lowest_ipv6_mtu = 1400
 udp_zero_checksum = "drop"
 icmp_error_rate = 1000
 icmp_error_burst = 50
+[instance.timeouts]
+fragment = "7s"
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -25,7 +28,7 @@ icmp_error_burst = 50
 	in := &cfg.Instances[0]
 	c := xlatConfig(in, 1)
 	if c.Prefix != in.Prefix || c.MTU != 9000 || c.IPv4MTU != 1500 || c.LowestIPv6MTU != 1400 || !c.DropZeroChecksumUDP ||
-		c.ICMPErrorRate != 1000 || c.ICMPErrorBurst != 50 {
+		c.ICMPErrorRate != 1000 || c.ICMPErrorBurst != 50 || c.FragmentTimeout != 7*time.Second || c.Fragments == nil {
 		t.Errorf("xlat.Config %+v from instance %+v", c, in)
 	}
 	// Three translators (two workers and the expiry) share the limit,

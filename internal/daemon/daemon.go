@@ -266,6 +266,7 @@ func (d *Daemon) expire() {
 	defer d.expireMu.Unlock()
 	w := d.workers[0]
 	now := d.now()
+	d.expirer.ExpireFragments(now) // shares the workers' reassembly
 	d.table.Expire(now, func(pkt []byte) {
 		if d.expirer.PortUnreachable(pkt, now, d.expireOut) {
 			for _, p := range d.expireOut.List() {
@@ -323,8 +324,8 @@ func (d *Daemon) Reload() error {
 	// The translators hold these from Start; a reload that would silently
 	// keep the old values is refused instead.
 	// (the fast path's program too).
-	if in.LowestIPv6MTU != old.LowestIPv6MTU || in.IPv4MTU != old.IPv4MTU || in.ICMPErrorRate != old.ICMPErrorRate || in.ICMPErrorBurst != old.ICMPErrorBurst {
-		return fmt.Errorf("%s: lowest_ipv6_mtu, ipv4_mtu, icmp_error_rate and icmp_error_burst of instance %q change only with a restart", d.opts.ConfigPath, in.Name)
+	if in.LowestIPv6MTU != old.LowestIPv6MTU || in.IPv4MTU != old.IPv4MTU || in.ICMPErrorRate != old.ICMPErrorRate || in.ICMPErrorBurst != old.ICMPErrorBurst || in.FragmentTimeout != old.FragmentTimeout {
+		return fmt.Errorf("%s: lowest_ipv6_mtu, ipv4_mtu, icmp_error_rate, icmp_error_burst and timeouts.fragment of instance %q change only with a restart", d.opts.ConfigPath, in.Name)
 	}
 	if in.FastPath != old.FastPath {
 		return fmt.Errorf("%s: fastpath of instance %q changes only with a restart", d.opts.ConfigPath, in.Name)

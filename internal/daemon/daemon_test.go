@@ -486,7 +486,7 @@ func TestDaemonLimitsICMPErrors(t *testing.T) {
 func TestDaemonReloadRefusesTranslatorKeys(t *testing.T) {
 	d, _, cfg := startMemory(t, "203.0.113.1/32")
 	good, _ := os.ReadFile(cfg)
-	for _, extra := range []string{"lowest_ipv6_mtu = 1400\n", "icmp_error_rate = 10\n", "icmp_error_burst = 5\n"} {
+	for _, extra := range []string{"lowest_ipv6_mtu = 1400\n", "icmp_error_rate = 10\n", "icmp_error_burst = 5\n", "[instance.timeouts]\nfragment = \"5s\"\n"} {
 		os.WriteFile(cfg, append(append([]byte(nil), good...), extra...), 0o644)
 		if err := d.Reload(); err == nil || !strings.Contains(err.Error(), "restart") {
 			t.Errorf("%q: reload %v, want a refusal naming the restart", extra, err)

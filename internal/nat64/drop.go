@@ -21,8 +21,11 @@ const (
 	UnsupportedProto                     // not TCP, UDP or ICMP
 	UntranslatableICMP                   // ICMP type/code with no mapping (ND, MLD, ...), or its quoted packet unusable
 	ICMPErrorInError                     // ICMP error quoting an ICMP error
-	FragmentedICMP                       // ICMP needs reassembly to translate its checksum
-	FragmentNoState                      // later fragment whose first fragment was not seen
+	ReassemblyTimeout                    // fragment of an ICMP datagram not complete within the fragment timeout
+	ReassemblyOverlap                    // fragment held (ICMP, or TCP/UDP before its first) with overlapping or inconsistent fragments (RFC 5722)
+	ReassemblyTooMany                    // fragment to hold with no room: too many datagrams, bytes or pieces in flight
+	ReassemblyTooBig                     // fragment of an ICMP datagram larger than an IPv4 packet can carry
+	FragmentNoState                      // later fragment whose first fragment did not come within the fragment timeout
 	FragmentedZeroChecksumUDP            // IPv4 UDP fragment with checksum 0: cannot compute one
 	ZeroChecksumUDP                      // IPv4 UDP with checksum 0, dropped by configuration
 	UDP6ZeroChecksum                     // IPv6 UDP with checksum 0 (forbidden by RFC 8200)
@@ -57,7 +60,10 @@ var dropNames = [NumDropReasons]string{
 	UnsupportedProto:          "unsupported_proto",
 	UntranslatableICMP:        "untranslatable_icmp",
 	ICMPErrorInError:          "icmp_error_in_error",
-	FragmentedICMP:            "fragmented_icmp",
+	ReassemblyTimeout:         "reassembly_timeout",
+	ReassemblyOverlap:         "reassembly_overlap",
+	ReassemblyTooMany:         "reassembly_too_many",
+	ReassemblyTooBig:          "reassembly_too_big",
 	FragmentNoState:           "fragment_no_state",
 	FragmentedZeroChecksumUDP: "fragmented_zero_checksum_udp",
 	ZeroChecksumUDP:           "zero_checksum_udp",

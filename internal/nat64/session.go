@@ -37,6 +37,14 @@ const (
 	DefaultTCPEstablishedTimeout = 2*time.Hour + 4*time.Minute
 	DefaultTCPTransitoryTimeout  = 4 * time.Minute
 	DefaultICMPTimeout           = 60 * time.Second
+	// DefaultFragmentTimeout is how long fragments wait for the rest of
+	// their datagram (timeouts.fragment). RFC 6146 §4 asks for at least
+	// 2 s, which is also Jool's default (FRAGMENT_MIN); see
+	// xlat.FragmentTimeout for why not RFC 8200's 60 s or Linux's 30 s.
+	DefaultFragmentTimeout = 2 * time.Second
+	// MaxFragmentTimeout is RFC 8200 §4.5's reassembly time for end
+	// hosts: nothing in the path should wait longer than they do.
+	MaxFragmentTimeout = 60 * time.Second
 
 	DefaultMTU                  = 1500
 	DefaultFirstPort            = 1024
@@ -78,6 +86,7 @@ const (
 	MinTCPEstablishedTimeout = 2*time.Hour + 4*time.Minute
 	MinTCPTransitoryTimeout  = 4 * time.Minute
 	MinICMPTimeout           = 60 * time.Second
+	MinFragmentTimeout       = 2 * time.Second
 )
 
 // Addresses returns how many IPv4 addresses the range holds.

@@ -21,6 +21,8 @@ type packet4to6 struct {
 	tcpFlags uint8
 	zeroUDP  bool // UDP without checksum: one is computed
 	frag     fragKey
+	reasm    bool // a fragment of ICMP: it goes to reassembly
+	parked   bool // a later fragment before its first: it waits
 	hairpin  bool // the IPv4 form of a packet from6 just translated
 
 	// The outgoing tuple (step 2).
@@ -39,6 +41,7 @@ func (x *packet4to6) start(buf []byte, off, n int, hairpin bool) {
 	x.buf, x.off, x.p, x.hairpin = buf, off, buf[off:off+n], hairpin
 	x.flow = state.Flow4{}
 	x.tcpFlags, x.zeroUDP, x.fragHdr, x.port6 = 0, false, 0, 0
+	x.reasm, x.parked = false, false
 }
 
 // from4 is the IPv4 -> IPv6 pipeline. hairpin is set when the packet is the
@@ -50,13 +53,16 @@ func (t *Translator) from4(buf []byte, off, n int, now int64, out *Output, hairp
 	if r := t.determineIncomingTuple4(x, out); r != nat64.Translated {
 		return r
 	}
+	if x.reasm {
+		return t.reassemble4(x, now, out)
+	}
 	if x.in.Proto == nat64.ProtoICMPv4 && packet.IsICMPv4Error(x.l4[0]) {
 		if hairpin {
 			return nat64.UntranslatableICMP
 		}
 		return t.icmpError4to6(x.p[:x.in.Len], &x.in, x.ttl, out)
 	}
-	if r := t.filterAndUpdate4(x, now, out); r != nat64.Translated {
+	if r := t.filterAndUpdate4(x, now, out); r != nat64.Translated || x.parked {
 		return r
 	}
 	if r := t.checkSize4to6(x, out); r != nat64.Translated {
@@ -66,11 +72,17 @@ func (t *Translator) from4(buf []byte, off, n int, now int64, out *Output, hairp
 	if x.in.HasL4Header() {
 		t.translateUpperLayer4to6(x)
 	}
+	var r nat64.DropReason
 	if x.split {
-		return t.fragment6(x, out)
+		r = t.fragment6(x, out)
+	} else {
+		start, end := t.translate4to6(x)
+		r = t.handOver4to6(x, start, end, out)
 	}
-	start, end := t.translate4to6(x)
-	return t.handOver4to6(x, start, end, out)
+	if r == nat64.Translated && x.in.Fragmented && x.in.HasL4Header() && !x.hairpin {
+		t.releaseParked4(x, out) // its later fragments that came first
+	}
+	return r
 }
 
 // determineIncomingTuple4 is RFC 6146 §3.4 for an IPv4 packet: it parses
@@ -127,7 +139,8 @@ func (t *Translator) determineIncomingTuple4(x *packet4to6, out *Output) nat64.D
 		}
 	case nat64.ProtoICMPv4:
 		if in.Fragmented {
-			return nat64.FragmentedICMP
+			x.reasm = true // the ICMPv6 checksum needs the whole datagram
+			return nat64.Translated
 		}
 		ic := packet.ICMPv4(x.l4)
 		if packet.IsICMPv4Error(ic.Type()) {
@@ -150,11 +163,9 @@ func (t *Translator) determineIncomingTuple4(x *packet4to6, out *Output) nat64.D
 // destination its first fragment got.
 func (t *Translator) filterAndUpdate4(x *packet4to6, now int64, out *Output) nat64.DropReason {
 	if !x.in.HasL4Header() {
-		a, ok := t.frags.get(&x.frag, now)
-		if !ok {
-			return nat64.FragmentNoState
+		if !t.frags.lookup(&x.frag, now, &x.dst6) {
+			return t.park4(x, now, out)
 		}
-		x.dst6 = *a
 	} else {
 		var r nat64.DropReason
 		x.dst6, x.port6, r = t.tbl.Inbound(&x.flow, x.tcpFlags, x.p[:x.in.Len], now)
@@ -165,7 +176,7 @@ func (t *Translator) filterAndUpdate4(x *packet4to6, now int64, out *Output) nat
 			return r
 		}
 		if x.in.Fragmented {
-			t.frags.put(&x.frag, &x.dst6, now)
+			t.frags.remember(&x.frag, &x.dst6, now)
 		}
 	}
 	t.prefix.EmbedTo(&x.src6, x.src4)
@@ -380,4 +391,90 @@ func addrSum4(a, b *[4]byte) uint16 {
 
 func addrSum6(a, b *[16]byte) uint16 {
 	return packet.Checksum(b[:], packet.Checksum(a[:], 0))
+}
+
+// reassemble4 takes an ICMPv4 fragment into reassembly; the fragment that
+// completes its datagram sends the whole datagram through from4.
+func (t *Translator) reassemble4(x *packet4to6, now int64, out *Output) nat64.DropReason {
+	in := &x.in
+	data := x.p[in.L4Off:in.Len]
+	if len(data) == 0 || in.MoreFrags && len(data)%8 != 0 {
+		return nat64.MalformedIPv4 // offsets count 8-byte units (RFC 791)
+	}
+	f := fragment{key: &x.frag, hdr: x.p[:packet.IPv4MinHeader], data: data, off: in.FragOffset, more: in.MoreFrags}
+	l4 := t.whole[wholeHeadroom+packet.IPv4MinHeader:]
+	n, r := t.frags.add(&f, now, &t.Counters, l4, &t.wholeHdr)
+	if r != nat64.Translated {
+		return r
+	}
+	if n == 0 {
+		t.Counters.FragmentsHeld++
+		return nat64.Translated
+	}
+	t.Counters.Reassembled++
+	// RFC 791: the first fragment's header, options left out (the
+	// translation drops them anyway), now for the whole datagram.
+	h := packet.IPv4(t.wholeHdr[:packet.IPv4MinHeader])
+	var fl packet.IPv4Fields
+	fl.TOS, fl.ID, fl.DF, fl.TTL, fl.Protocol = h.TOS(), h.ID(), h.DF(), h.TTL(), h.Protocol()
+	fl.Src, fl.Dst = h.Src(), h.Dst()
+	fl.TotalLen = uint16(packet.IPv4MinHeader + n)
+	p := t.whole[wholeHeadroom : wholeHeadroom+packet.IPv4MinHeader+n]
+	packet.IPv4(p).Encode(&fl)
+	r = t.from4(t.whole, wholeHeadroom, len(p), now, out, x.hairpin)
+	if !out.detach() {
+		return nat64.OutputFull
+	}
+	return r
+}
+
+// park4 is park6 for an IPv4 fragment.
+func (t *Translator) park4(x *packet4to6, now int64, out *Output) nat64.DropReason {
+	in := &x.in
+	data := x.p[in.L4Off:in.Len]
+	if len(data) == 0 || in.MoreFrags && len(data)%8 != 0 {
+		return nat64.MalformedIPv4
+	}
+	f := fragment{key: &x.frag, hdr: x.p[:packet.IPv4MinHeader], data: data, off: in.FragOffset, more: in.MoreFrags}
+	if _, r := t.frags.add(&f, now, &t.Counters, nil, nil); r != nat64.Translated {
+		return r
+	}
+	t.Counters.FragmentsHeld++
+	x.parked = true
+	if !x.hairpin && t.frags.lookup(&x.frag, now, &x.dst6) {
+		t.prefix.EmbedTo(&x.src6, x.src4)
+		t.releaseParked4(x, out)
+	}
+	return nat64.Translated
+}
+
+// releaseParked4 sends the parked later fragments of x's datagram as IPv6
+// fragments of at most lowest-ipv6-mtu.
+func (t *Translator) releaseParked4(x *packet4to6, out *Output) {
+	n, total, ok := t.frags.claim(&x.frag, t.whole, &t.pieces, &t.wholeHdr)
+	if !ok {
+		return
+	}
+	h := packet.IPv4(t.wholeHdr[:packet.IPv4MinHeader])
+	ip := packet.IPv6Fields{TrafficClass: h.TOS(), NextHeader: nat64.ProtoFragment, HopLimit: h.TTL() - 1, Src: &x.src6, Dst: &x.dst6}
+	frag := packet.IPv6FragmentFields{NextHeader: nextHeader6(x.in.Proto), ID: uint32(h.ID())}
+	maxPay := (t.lowMTU6 - packet.IPv6HeaderLen - packet.FragmentLen) &^ 7
+	for i := 0; i < n; i++ {
+		p := t.pieces[i]
+		for pos := int(p.lo); pos < int(p.hi); pos += maxPay {
+			end := min(pos+maxPay, int(p.hi))
+			b := out.alloc(packet.IPv6HeaderLen + packet.FragmentLen + end - pos)
+			if b == nil {
+				t.Counters.Drops[nat64.OutputFull]++
+				return
+			}
+			ip.PayloadLen = uint16(packet.FragmentLen + end - pos)
+			packet.IPv6(b).Encode(&ip)
+			frag.Offset, frag.More = pos, end != total
+			packet.IPv6Fragment(b[packet.IPv6HeaderLen:]).Encode(&frag)
+			copy(b[packet.IPv6HeaderLen+packet.FragmentLen:], t.whole[pos:end])
+			out.push(b)
+			t.count(FourToSix, x.in.Proto, b)
+		}
+	}
 }

@@ -531,8 +531,14 @@ var goldenCases = []goldenCase{
 			}
 		},
 	},
-	dropCase("fragment_no_state_6to4", "A later fragment whose first fragment was never seen is dropped (no reassembly).",
-		nil, func() []byte { return frag6(hostX, serverZ6, nat64.ProtoUDP, 32, false, 0x777, pattern(16)) }, nat64.FragmentNoState),
+	{
+		name:  "fragment_before_first_6to4",
+		why:   "A later UDP fragment whose first fragment has not come yet waits for it (RFC 6146 §4: out of order): nothing is sent yet.",
+		input: func() []byte { return frag6(hostX, serverZ6, nat64.ProtoUDP, 32, false, 0x777, pattern(16)) },
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 0)
+		},
+	},
 	{
 		name:  "fragment_first_4to6",
 		why:   "First IPv4 fragment (MF, id 0x4601) becomes IPv6 with a Fragment header (id 0x4601, M=1, offset 0), port translated.",
@@ -568,16 +574,29 @@ var goldenCases = []goldenCase{
 			assert6(t, "ipv6", out[0], want6{src: serverZ6, dst: hostX, hop: 49, nh: nat64.ProtoUDP, tc: 0xb8, frag: true, fragOff: 32, fragID: 0x4601, payloadLen: 8 + 16, sport: -1, dport: -1})
 		},
 	},
-	dropCase("fragment_no_state_4to6", "A later IPv4 fragment without a first fragment is dropped.",
-		primeUDP, func() []byte {
+	{
+		name:  "fragment_before_first_4to6",
+		why:   "A later IPv4 UDP fragment whose first fragment has not come yet waits for it: nothing is sent yet.",
+		setup: primeUDP,
+		input: func() []byte {
 			p := ipv4(serverZ, pool4, 50, nat64.ProtoUDP, 0x4999, false, pattern(16))
 			setFrag4(p, 32, false)
 			return p
-		}, nat64.FragmentNoState),
-	dropCase("fragmented_echo_6to4", "A fragmented ICMPv6 echo needs reassembly (checksum over the whole datagram): dropped.",
-		nil, func() []byte {
+		},
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 0)
+		},
+	},
+	{
+		name: "fragmented_echo_6to4",
+		why:  "The first fragment of an ICMPv6 echo is held for reassembly (its checksum covers the whole datagram): nothing is sent yet.",
+		input: func() []byte {
 			return frag6(hostX, serverZ6, nat64.ProtoICMPv6, 0, true, 5, echo(128, identX, 1, pattern(24)))
-		}, nat64.FragmentedICMP),
+		},
+		verify: func(t *testing.T, r nat64.DropReason, out [][]byte) {
+			wantVerdict(t, r, nat64.Translated, out, 0)
+		},
+	},
 
 	// MTU.
 	{

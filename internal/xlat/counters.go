@@ -36,6 +36,11 @@ type Counters struct {
 	// refused (RFC 4443 §2.4(f)); translated errors are never limited.
 	ICMPErrorsSuppressed uint64
 	Hairpinned           uint64
+	// FragmentsHeld counts ICMP fragments taken into reassembly (Process
+	// returned Translated with nothing to send); Reassembled the datagrams
+	// completed, each then translated (or dropped) as one packet.
+	FragmentsHeld uint64
+	Reassembled   uint64
 }
 
 // Add adds o into c (for the daemon's aggregation).
@@ -52,4 +57,6 @@ func (c *Counters) Add(o *Counters) {
 	c.ICMPErrors += o.ICMPErrors
 	c.ICMPErrorsSuppressed += o.ICMPErrorsSuppressed
 	c.Hairpinned += o.Hairpinned
+	c.FragmentsHeld += o.FragmentsHeld
+	c.Reassembled += o.Reassembled
 }

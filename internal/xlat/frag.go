@@ -2,14 +2,19 @@ package xlat
 
 import (
 	"hash/maphash"
-	"time"
 
 	"github.com/nat64kit/nat64kit/internal/nat64"
 )
 
-// FragmentTimeout is how long a first fragment's translation is remembered
-// for the later fragments of its datagram (RFC 6146 §4: at least 2 s).
-const FragmentTimeout = 2 * time.Second
+// FragmentTimeout is the default of how long fragments wait for the rest
+// of their datagram, and how long a first fragment's translation is
+// remembered for the later ones (nat64.toml timeouts.fragment). RFC 6146
+// §4 asks a NAT64 to keep fragments at least 2 s; 2 s is also Jool's
+// default time for fragments to arrive in (FRAGMENT_MIN). Longer waits (RFC 8200's 60 s, the Linux kernel's
+// ipfrag_time of 30 s) are for end hosts, whose memory an attacker cannot
+// fill with other people's traffic: here a lost fragment would hold its
+// slot of a bounded table that long, and nothing retransmits a fragment.
+const FragmentTimeout = nat64.DefaultFragmentTimeout
 
 // fragTableSize bounds the fragment table (a power of two); beyond it the
 // oldest entry of a probe window is overwritten, so memory never grows.
@@ -34,15 +39,15 @@ type fragEntry struct {
 }
 
 // fragTable lets later fragments (which carry no ports) follow the first
-// fragment's translation without reassembly. It is per Translator, so it
-// needs no lock; fragments of one datagram reach one worker because the
-// TUN queue hash of a fragment depends on its addresses only.
+// fragment's translation without reassembly. It lives in Fragments, one
+// per instance behind a lock, since the kernel may hand one datagram's
+// fragments to different TUN queues and so workers.
 //
 // Slots are chosen by a keyed hash (hash/maphash, a random seed per
 // table): the key is chosen by whoever sends the fragments, and with a
 // hash anyone can compute, a sender could aim many datagrams at one probe
 // window and push out the entries of other flows, whose later fragments
-// would then be dropped. With a secret seed per table (so per worker and
+// would then be dropped. With a secret seed per table (so per instance and
 // per run) the slot of a key cannot be predicted from outside.
 type fragTable struct {
 	entries [fragTableSize]fragEntry
@@ -69,7 +74,7 @@ func (t *fragTable) hash(k *fragKey) uint64 {
 	return maphash.Bytes(t.seed, b[:])
 }
 
-func (t *fragTable) put(k *fragKey, addr *[16]byte, now int64) {
+func (t *fragTable) put(k *fragKey, addr *[16]byte, now, timeout int64) {
 	home := t.hash(k)
 	victim := -1
 	for i := uint64(0); i < fragProbe; i++ {
@@ -92,7 +97,7 @@ func (t *fragTable) put(k *fragKey, addr *[16]byte, now int64) {
 	e := &t.entries[victim]
 	e.key = *k
 	e.addr = *addr
-	e.expires = now + int64(FragmentTimeout)
+	e.expires = now + timeout
 	if e.expires == 0 {
 		e.expires = 1
 	}

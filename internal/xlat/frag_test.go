@@ -46,7 +46,7 @@ func TestFragmentHashKeyedPerTable(t *testing.T) {
 	// In a they overflow the probe window: entries are pushed out.
 	var addr [16]byte
 	for i := range colliding {
-		a.put(&colliding[i], &addr, now0)
+		a.put(&colliding[i], &addr, now0, int64(FragmentTimeout))
 	}
 	lost := 0
 	for i := range colliding {
@@ -61,7 +61,7 @@ func TestFragmentHashKeyedPerTable(t *testing.T) {
 	// home to more than a few of them.
 	slots := map[uint64]int{}
 	for i := range colliding {
-		b.put(&colliding[i], &addr, now0)
+		b.put(&colliding[i], &addr, now0, int64(FragmentTimeout))
 		slots[home(&b, &colliding[i])]++
 	}
 	for i := range colliding {
@@ -83,7 +83,7 @@ func TestFragmentTableLookups(t *testing.T) {
 	for i := range 1000 {
 		k := fragTestKey(i)
 		a := [16]byte{byte(i), byte(i >> 8)}
-		ft.put(&k, &a, now0)
+		ft.put(&k, &a, now0, int64(FragmentTimeout))
 	}
 	for i := range 1000 {
 		k := fragTestKey(i)
@@ -120,7 +120,7 @@ func TestFragmentTableZeroAllocs(t *testing.T) {
 	var a [16]byte
 	allocs := testing.AllocsPerRun(1000, func() {
 		k.id++
-		ft.put(&k, &a, now0)
+		ft.put(&k, &a, now0, int64(FragmentTimeout))
 		if _, ok := ft.get(&k, now0); !ok {
 			t.Fatal("lost")
 		}

@@ -71,3 +71,24 @@ func (o *Output) pushAt(b []byte, start int) bool {
 	o.N++
 	return true
 }
+
+// detach moves the packets translated in place into the arena: those of a
+// reassembled datagram lie in the Translator's own buffer, not the
+// caller's, so InPlace must not report them.
+func (o *Output) detach() bool {
+	for i := 0; i < o.N; i++ {
+		if o.start[i] < 0 {
+			continue
+		}
+		p := o.Packets[i]
+		if o.used+len(p) > len(o.arena) {
+			o.Reset()
+			return false
+		}
+		b := o.arena[o.used : o.used+len(p) : o.used+len(p)]
+		o.used += len(p)
+		copy(b, p)
+		o.Packets[i], o.start[i] = b, -1
+	}
+	return true
+}

@@ -254,7 +254,7 @@ func TestFragmentTableBoundsAndTimeout(t *testing.T) {
 	var ft fragTable
 	a := [16]byte{1}
 	k := fragKey{id: 1, proto: 17}
-	ft.put(&k, &a, 0)
+	ft.put(&k, &a, 0, int64(FragmentTimeout))
 	if _, ok := ft.get(&k, int64(FragmentTimeout)-1); !ok {
 		t.Fatal("entry gone before the timeout")
 	}
@@ -265,7 +265,7 @@ func TestFragmentTableBoundsAndTimeout(t *testing.T) {
 	// recent entries are found.
 	for i := 0; i < 10*fragTableSize; i++ {
 		k := fragKey{id: uint32(i), proto: 6}
-		ft.put(&k, &a, 100)
+		ft.put(&k, &a, 100, int64(FragmentTimeout))
 	}
 	found := 0
 	for i := 9 * fragTableSize; i < 10*fragTableSize; i++ {

@@ -6,13 +6,15 @@
 // with the ICMP-error halves in icmp6to4.go and icmp4to6.go, and the
 // errors the translator originates itself in icmperr.go.
 //
-// A Translator belongs to one worker goroutine. Its only shared mutable
-// state is the *state.Table; counters, the fragment table and identification
-// generators are its own. Process allocates nothing.
+// A Translator belongs to one worker goroutine. Its shared mutable state is
+// the *state.Table and the instance's *Fragments (one datagram's fragments
+// may reach different workers); counters and identification generators
+// are its own. Process allocates nothing.
 package xlat
 
 import (
 	"math/rand/v2"
+	"time"
 
 	"github.com/nat64kit/nat64kit/internal/nat64"
 	"github.com/nat64kit/nat64kit/internal/packet"
@@ -42,12 +44,18 @@ type Translator struct {
 	lowMTU6     int // RFC 7915 §4 lowest-ipv6-mtu: the fragment size for non-DF IPv4
 	mtu4        int // IPv4-side next-hop MTU
 	dropZeroUDP bool
-	ipID        uint16 // IPv4 identification generator
-	frags       fragTable
-	errLimit    errLimiter // the ICMP errors the translator originates
-	now         int64      // the time Process (or PortUnreachable) was given
-	x6          packet6to4 // the packet from6 is working on
-	x4          packet4to6 // the packet from4 is working on
+	ipID        uint16     // IPv4 identification generator
+	frags       *Fragments // shared with the instance's other Translators
+	// whole holds a reassembled datagram while it is translated: headroom,
+	// its IP header, and up to reasmMaxL4 bytes of upper layer.
+	whole     []byte
+	wholeHdr  [40]byte
+	wholeFrag uint32                     // the Fragment header identification of the datagram in whole
+	pieces    [reasmMaxPieces]reasmPiece // the ranges of parked fragments being released
+	errLimit  errLimiter                 // the ICMP errors the translator originates
+	now       int64                      // the time Process (or PortUnreachable) was given
+	x6        packet6to4                 // the packet from6 is working on
+	x4        packet4to6                 // the packet from4 is working on
 
 	// Counters are this Translator's statistics; the daemon aggregates them.
 	Counters Counters
@@ -67,6 +75,15 @@ type Config struct {
 	// 0 takes nat64.DefaultICMPErrorRate / DefaultICMPErrorBurst.
 	ICMPErrorRate  int
 	ICMPErrorBurst int
+	// FragmentTimeout is how long fragments wait for the rest of their
+	// datagram (reassembly of ICMP, and the fragment table that lets
+	// later TCP and UDP fragments follow the first); 0: FragmentTimeout.
+	// Only for a Translator that makes its own Fragments.
+	FragmentTimeout time.Duration
+	// Fragments, when set, is shared by every Translator made with this
+	// Config (one per worker: the fragments of one datagram may reach
+	// different workers). nil: each Translator makes its own.
+	Fragments *Fragments
 }
 
 // Resolved is c with the MTUs the translator really uses: defaults for
@@ -100,6 +117,11 @@ func New(in *Config, tbl *state.Table) *Translator {
 		dropZeroUDP: c.DropZeroChecksumUDP,
 	}
 	t.errLimit.init(c.ICMPErrorRate, c.ICMPErrorBurst)
+	t.frags = c.Fragments
+	if t.frags == nil {
+		t.frags = NewFragments(c.FragmentTimeout)
+	}
+	t.whole = make([]byte, wholeHeadroom+packet.IPv6HeaderLen+reasmMaxL4)
 	// Start identifications somewhere that differs between workers and
 	// restarts; uniqueness within the reassembly timeout is what matters.
 	t.ipID = uint16(rand.Uint32())
@@ -119,13 +141,16 @@ func New(in *Config, tbl *state.Table) *Translator {
 func (t *Translator) Process(buf []byte, off, n int, now int64, out *Output) nat64.DropReason {
 	out.Reset()
 	t.now = now
+	if t.frags.due(now) {
+		t.frags.expire(now, &t.Counters)
+	}
 	var r nat64.DropReason
 	if n <= 0 || off < 0 || off+n > len(buf) {
 		r = nat64.UnknownVersion
 	} else {
 		switch buf[off] >> 4 {
 		case 6:
-			r = t.from6(buf, off, n, now, out)
+			r = t.from6(buf, off, n, now, out, false)
 		case 4:
 			r = t.from4(buf, off, n, now, out, false)
 		default:
@@ -136,6 +161,16 @@ func (t *Translator) Process(buf []byte, off, n int, now int64, out *Output) nat
 		t.Counters.Drops[r]++
 	}
 	return r
+}
+
+// ExpireFragments drops the fragmented datagrams whose timeout has passed
+// (counted as reassembly_timeout in t.Counters). Process does it too, on
+// the first packet after a timeout; the daemon also calls it once a
+// second, so that the counter moves while no packet comes.
+func (t *Translator) ExpireFragments(now int64) {
+	if t.frags.due(now) {
+		t.frags.expire(now, &t.Counters)
+	}
 }
 
 // count counts a translated packet of IP protocol proto (always TCP, UDP
