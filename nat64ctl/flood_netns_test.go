@@ -167,7 +167,7 @@ func readLink(t *testing.T, ns *netns.NS, dev string) linkCounters {
 	out := ns.MustExec("ip", "-j", "-s", "link", "show", "dev", dev)
 	var links []struct {
 		Stats64 struct {
-			Rx struct{ Packets uint64 } `json:"rx"`
+			Rx struct{ Packets uint64 }          `json:"rx"`
 			Tx struct{ Packets, Dropped uint64 } `json:"tx"`
 		} `json:"stats64"`
 	}
