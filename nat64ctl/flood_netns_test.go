@@ -211,7 +211,7 @@ func udpEcho(ns *netns.NS, src netip.Addr, dst netip.AddrPort, msg string, tries
 }
 
 func echoOn(conn *net.UDPConn, msg string, tries int) error {
-	buf := make([]byte, 1500)
+	buf := make([]byte, 65536)
 	var last error
 	for i := 0; i < tries; i++ {
 		if _, err := conn.Write([]byte(msg)); err != nil {
