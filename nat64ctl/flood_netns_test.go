@@ -6,7 +6,10 @@ package main
 // sent from a raw socket in the client namespace, so their count, source
 // ports and hop limit are exact; what arrived where is read from the
 // kernels' own counters (the TUN device's, the client's ICMPv6 MIB) and
-// compared with `nat64ctl stats --json`.
+// compared with `nat64ctl stats --json`. That the limits let new flows in
+// again once the sessions time out needs minutes of RFC 6146 timeouts, so
+// it is checked in process with the daemon's clock
+// (internal/daemon/limits_test.go).
 
 import (
 	"context"
@@ -419,7 +422,9 @@ func TestRunPool4Exhaustion(t *testing.T) {
 // one is dropped as ttl_expired and either answered with Time Exceeded
 // or refused by the limit; the client receives no more than
 // icmp_error_rate x elapsed + icmp_error_burst of them; and every packet
-// the TUN handed over is counted exactly once.
+// the TUN handed over is counted exactly once. (The daemon splits the
+// rate between its workers and the expiry, which sends nothing here, so
+// about queues/(queues+1) of the rate is what a flood gets.)
 func TestRunHopLimitFloodRateLimited(t *testing.T) {
 	netns.RequireRoot(t)
 	const (
