@@ -6,7 +6,7 @@ BIN   := bin
 TOOLS := $(BIN)/tools
 DEPS  := ./scripts/deps.sh
 
-.PHONY: all build man generate demo test fresh-check deps-test fmt vet staticcheck unit fuzz bench clean
+.PHONY: all build man generate demo test fresh-check deps-test fmt vet staticcheck unit fuzz bench soak clean
 
 all: build
 
@@ -71,6 +71,14 @@ fuzz:
 ## docs/benchmarks.md.
 bench: build
 	./test/bench/run.sh
+
+## soak: SOAK_DURATION (default 10m) of mixed traffic through the whole flow
+## in namespaces (root), with translators and CoreDNS built with -race;
+## written to docs/soak.md and docs/soak.svg. `make test` runs a 60 s one.
+SOAK_DURATION ?= 10m
+soak:
+	SOAK_DURATION=$(SOAK_DURATION) SOAK_REPORT=$(CURDIR)/docs/soak.md \
+	  $(GO) test -count=1 -timeout 60m -run '^TestSoak$$' -v ./test/e2e/
 
 clean:
 	rm -rf $(BIN)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -50,6 +51,15 @@ func NewServer(addr string, b Backend, reg *prometheus.Registry, log *slog.Logge
 	if err := reg.Register(newCollector(b)); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("control: metrics: %w", err)
+	}
+	// The runtime's and the process's own figures (go_goroutines,
+	// process_resident_memory_bytes, process_open_fds, ...), which a long
+	// run is watched by; a caller may have registered them already.
+	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+			ln.Close()
+			return nil, fmt.Errorf("control: metrics: %w", err)
+		}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+PathHealthz, func(w http.ResponseWriter, _ *http.Request) {

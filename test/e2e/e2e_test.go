@@ -132,17 +132,31 @@ func build(t *testing.T) (nat64ctl, coredns string) {
 	return bins[0], bins[1]
 }
 
+// worldFiles are what a world runs: its nat64.toml and Corefile, the
+// binaries of nat64ctl and CoreDNS, and the translators' --fastpath.
+type worldFiles struct {
+	nat64TOML, corefile string
+	nat64ctl, coredns   string
+	fastpath            string
+}
+
 func newWorld(t *testing.T, fastpath string) *world {
+	netns.RequireRoot(t)
+	n, c := build(t)
+	return newWorldWith(t, worldFiles{nat64TOML: nat64TOML, corefile: corefile, nat64ctl: n, coredns: c, fastpath: fastpath})
+}
+
+func newWorldWith(t *testing.T, f worldFiles) *world {
 	netns.RequireRoot(t)
 	for prog, pkg := range map[string]string{"dig": "dnsutils", "curl": "curl", "ping": "iputils-ping"} {
 		netns.RequireCommand(t, prog, pkg)
 	}
-	w := &world{fastpath: fastpath,
+	w := &world{fastpath: f.fastpath,
 		lan: netns.New(t, "lan"), client: netns.New(t, "client"), dns: netns.New(t, "dns"),
 		xa: netns.New(t, "xa"), xb: netns.New(t, "xb"), server: netns.New(t, "server"),
 		dir: t.TempDir(), procs: map[string]*netns.Process{},
 	}
-	w.nat64ctl, w.coredns = build(t)
+	w.nat64ctl, w.coredns = f.nat64ctl, f.coredns
 
 	w.lan.MustExec("ip", "link", "add", "br0", "type", "bridge")
 	w.lan.LinkUp("br0")
@@ -171,7 +185,7 @@ func newWorld(t *testing.T, fastpath string) *world {
 	w.client.AddRoute(prefixB, "2001:db8:1::b", "lan0")
 	w.client.SetResolvConf(netip.MustParseAddr(dnsAddr))
 
-	for name, body := range map[string]string{"nat64.toml": nat64TOML, "Corefile": corefile, "db.example": zone, "db.reverse": reverseZone} {
+	for name, body := range map[string]string{"nat64.toml": f.nat64TOML, "Corefile": f.corefile, "db.example": zone, "db.reverse": reverseZone} {
 		if err := os.WriteFile(filepath.Join(w.dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
