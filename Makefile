@@ -6,7 +6,10 @@ BIN   := bin
 TOOLS := $(BIN)/tools
 DEPS  := ./scripts/deps.sh
 
-.PHONY: all build man demo test fresh-check deps-test fmt vet staticcheck unit fuzz bench clean
+# The release version: the top entry of deploy/debian/changelog.
+VERSION := $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' deploy/debian/changelog)
+
+.PHONY: all build man deb image demo test fresh-check deps-test fmt vet staticcheck unit fuzz bench clean
 
 all: build
 
@@ -18,6 +21,11 @@ build:
 ## man: one man page per nat64ctl command, from the command tree, into docs/man/.
 man:
 	$(GO) run ./internal/cli/genman docs/man
+
+## deb: bin/nat64kit_$(VERSION)_amd64.deb (dpkg-deb): both binaries built as
+## released (static, stripped), the units, /etc/nat64kit's conffiles, man pages.
+deb:
+	$(GO) run ./deploy/mkdeb -o $(BIN)
 
 ## demo: the whole DNS64 + NAT64 flow in network namespaces (root), on
 ## corefile-examples/.

@@ -14,11 +14,12 @@ cd "$(dirname "$0")/.."
 # --- the one list -----------------------------------------------------------
 # Debian packages, by purpose. "test" is what `make test` drives: namespaces
 # and links (iproute2), the clients the end-to-end tests and the demo use
-# (ping, dig, curl), ethtool for the TUN offload checks, and systemd for
-# `systemd-analyze verify` of the units in deploy/systemd.
+# (ping, dig, curl), ethtool for the TUN offload checks, systemd for
+# `systemd-analyze verify` of the units in deploy/systemd, and lintian for
+# the Debian package of `make deb` (dpkg-deb comes with dpkg).
 declare -A APT=(
   [demo]="iproute2 iputils-ping dnsutils curl"
-  [test]="iproute2 iputils-ping dnsutils curl ethtool systemd"
+  [test]="iproute2 iputils-ping dnsutils curl ethtool systemd lintian"
   [bench]="iproute2 iputils-ping dnsutils curl iperf3 tayga dnsperf unbound"
   [generate]="clang llvm libbpf-dev"
 )
