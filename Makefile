@@ -27,6 +27,11 @@ man:
 deb:
 	$(GO) run ./deploy/mkdeb -o $(BIN)
 
+## image: bin/nat64kit-coredns_$(VERSION).tar and bin/nat64kit-nat64ctl_$(VERSION).tar,
+## OCI images built without a daemon, for docker load, podman load or kind.
+image:
+	$(GO) run ./deploy/mkimage -o $(BIN)
+
 ## demo: the whole DNS64 + NAT64 flow in network namespaces (root), on
 ## corefile-examples/.
 demo: build

@@ -15,11 +15,12 @@ cd "$(dirname "$0")/.."
 # Debian packages, by purpose. "test" is what `make test` drives: namespaces
 # and links (iproute2), the clients the end-to-end tests and the demo use
 # (ping, dig, curl), ethtool for the TUN offload checks, systemd for
-# `systemd-analyze verify` of the units in deploy/systemd, and lintian for
-# the Debian package of `make deb` (dpkg-deb comes with dpkg).
+# `systemd-analyze verify` of the units in deploy/systemd, lintian for
+# the Debian package of `make deb` (dpkg-deb comes with dpkg), and podman,
+# which loads the images of `make image` as a real loader would.
 declare -A APT=(
   [demo]="iproute2 iputils-ping dnsutils curl"
-  [test]="iproute2 iputils-ping dnsutils curl ethtool systemd lintian"
+  [test]="iproute2 iputils-ping dnsutils curl ethtool systemd lintian podman"
   [bench]="iproute2 iputils-ping dnsutils curl iperf3 tayga dnsperf unbound"
   [generate]="clang llvm libbpf-dev"
 )
