@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/nat64kit/nat64kit/internal/release"
@@ -18,20 +19,33 @@ import (
 
 const debDir = "debian"
 
+// builtDeb is the package built once per run, for the tests that only
+// read it.
+var builtDeb struct {
+	sync.Mutex
+	path string
+	cl   release.Changelog
+	err  error
+}
+
 // buildDeb builds the package from deploy/debian and deploy/systemd with
-// the binaries of this test run, into a temporary directory.
+// the binaries of this test run, once, into a temporary directory.
 func buildDeb(t *testing.T) (deb string, cl release.Changelog) {
 	t.Helper()
 	netns.RequireCommand(t, "dpkg-deb", "dpkg")
-	in := release.DebInputs{Source: debDir, Units: "systemd", Nat64ctl: binary(t, "nat64ctl"), CoreDNS: binary(t, "plugin/coredns"), OutDir: t.TempDir()}
-	deb, err := release.BuildDeb(in)
-	if err != nil {
-		t.Fatal(err)
+	ctl, dns := binary(t, "nat64ctl"), binary(t, "plugin/coredns")
+	builtDeb.Lock()
+	defer builtDeb.Unlock()
+	if builtDeb.path == "" && builtDeb.err == nil {
+		builtDeb.path, builtDeb.err = release.BuildDeb(release.DebInputs{Source: debDir, Units: "systemd", Nat64ctl: ctl, CoreDNS: dns, OutDir: filepath.Dir(ctl)})
+		if builtDeb.err == nil {
+			builtDeb.cl, builtDeb.err = release.ReadChangelog(filepath.Join(debDir, "changelog"))
+		}
 	}
-	cl, err = release.ReadChangelog(filepath.Join(debDir, "changelog"))
-	if err != nil {
-		t.Fatal(err)
+	if builtDeb.err != nil {
+		t.Fatal(builtDeb.err)
 	}
+	deb, cl = builtDeb.path, builtDeb.cl
 	if want := "nat64kit_" + cl.Version + "_amd64.deb"; filepath.Base(deb) != want {
 		t.Errorf("built %s, want %s", filepath.Base(deb), want)
 	}
@@ -96,6 +110,7 @@ func filesOutsideAdmin(t *testing.T, root string) []string {
 // with the reason in deploy/debian/lintian-overrides.
 func TestDebLintian(t *testing.T) {
 	netns.RequireCommand(t, "lintian", "lintian")
+	t.Parallel() // lintian takes its time; the install test runs meanwhile
 	deb, _ := buildDeb(t)
 	out, _ := exec.Command("lintian", "--show-overrides", deb).CombinedOutput()
 	var bad, overridden []string
@@ -129,6 +144,7 @@ func TestDebInstallUpgradePurge(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: dpkg installs files as root:root, even into a throwaway root")
 	}
+	t.Parallel()
 	deb, cl := buildDeb(t)
 	root := newDpkgRoot(t)
 
