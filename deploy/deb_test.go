@@ -3,6 +3,7 @@ package deploy
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -289,5 +290,50 @@ func TestDebSourceTypoIsNamed(t *testing.T) {
 	// And the sources as they are pass.
 	if _, err := release.ReadControl(filepath.Join(debDir, "control")); err != nil {
 		t.Error(err)
+	}
+}
+
+// The commands make deb and make image run, from the repository's root
+// with their default sources, build what the tests above check, byte for
+// byte: the same inputs give the same .deb and the same image digests.
+func TestReleaseCommandsReproduce(t *testing.T) {
+	deb, _ := buildDeb(t)
+	ctl, dns := binary(t, "nat64ctl"), binary(t, "plugin/coredns")
+	out := t.TempDir()
+	cmd := exec.Command(binary(t, "deploy/mkdeb"), "-nat64ctl", ctl, "-coredns", dns, "-o", out)
+	cmd.Dir = ".."
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("mkdeb: %v\n%s", err, b)
+	}
+	again := filepath.Join(out, filepath.Base(deb))
+	if strings.TrimSpace(string(b)) != again {
+		t.Errorf("mkdeb printed %q, want %s", b, again)
+	}
+	want, _ := os.ReadFile(deb)
+	if got, err := os.ReadFile(again); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("mkdeb's %s differs from the one built before (%d bytes, want %d): %v", filepath.Base(again), len(got), len(want), err)
+	}
+
+	meta := testImageMeta(t)
+	cmd = exec.Command(binary(t, "deploy/mkimage"), "-nat64ctl", ctl, "-coredns", dns, "-revision", meta.Revision, "-o", out)
+	cmd.Dir = ".."
+	b, err = cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("mkimage: %v\n%s", err, b)
+	}
+	for _, s := range release.Images {
+		img, err := release.BuildImage(s, binary(t, strings.TrimPrefix(s.Package, "./")), meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := img.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		line := fmt.Sprintf("%s %s:%s %s", filepath.Join(out, release.ImageFile(s, meta.Version)), s.Name, release.ImageTag(meta.Version), d)
+		if !strings.Contains(string(b), line+"\n") {
+			t.Errorf("mkimage printed\n%s\nwant the line %s", b, line)
+		}
 	}
 }

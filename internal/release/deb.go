@@ -177,8 +177,9 @@ func BuildDeb(in DebInputs) (string, error) {
 	out := filepath.Join(in.OutDir, DebName(cl))
 	// --root-owner-group: every file root:root without fakeroot. gzip, not
 	// dpkg-deb's default xz: every dpkg reads it, and xz takes a minute over
-	// two Go binaries where gzip takes seconds.
-	cmd := exec.Command("dpkg-deb", "--root-owner-group", "-Zgzip", "--build", stage, out)
+	// two Go binaries where gzip takes seconds; level 6, not gzip's 9: a
+	// third of the time for 0.4% more bytes.
+	cmd := exec.Command("dpkg-deb", "--root-owner-group", "-Zgzip", "-z6", "--build", stage, out)
 	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+strconv.FormatInt(cl.Date.Unix(), 10))
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("dpkg-deb --build: %v\n%s", err, b)
