@@ -38,6 +38,12 @@ func ReadChangelog(path string) (Changelog, error) {
 	if err != nil {
 		return Changelog{}, err
 	}
+	return ParseChangelog(path, data)
+}
+
+// ParseChangelog is ReadChangelog on the file's content; path only names
+// it in errors.
+func ParseChangelog(path string, data []byte) (Changelog, error) {
 	lines := strings.Split(string(data), "\n")
 	m := changelogHead.FindStringSubmatch(lines[0])
 	if m == nil {
@@ -177,6 +183,12 @@ func ReadControl(path string) (Control, error) {
 	if err != nil {
 		return nil, err
 	}
+	return ParseControl(path, data)
+}
+
+// ParseControl is ReadControl on the file's content; path only names it
+// in errors.
+func ParseControl(path string, data []byte) (Control, error) {
 	var (
 		c    Control
 		errs []error
