@@ -295,7 +295,7 @@ func TestDebSourceTypoIsNamed(t *testing.T) {
 
 // The commands make deb and make image run, from the repository's root
 // with their default sources, build what the tests above check, byte for
-// byte: the same inputs give the same .deb and the same image digests.
+// byte: the same inputs give the same .deb and the same image archives.
 func TestReleaseCommandsReproduce(t *testing.T) {
 	deb, _ := buildDeb(t)
 	ctl, dns := binary(t, "nat64ctl"), binary(t, "plugin/coredns")
@@ -322,6 +322,7 @@ func TestReleaseCommandsReproduce(t *testing.T) {
 	if err != nil {
 		t.Fatalf("mkimage: %v\n%s", err, b)
 	}
+	files := writeImages(t, t.TempDir(), meta)
 	for _, s := range release.Images {
 		img, err := release.BuildImage(s, binary(t, strings.TrimPrefix(s.Package, "./")), meta)
 		if err != nil {
@@ -331,9 +332,13 @@ func TestReleaseCommandsReproduce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		line := fmt.Sprintf("%s %s:%s %s", filepath.Join(out, release.ImageFile(s, meta.Version)), s.Name, release.ImageTag(meta.Version), d)
-		if !strings.Contains(string(b), line+"\n") {
+		file := filepath.Join(out, release.ImageFile(s, meta.Version))
+		if line := fmt.Sprintf("%s %s %s", file, release.ImageRef(s, meta.Version), d); !strings.Contains(string(b), line+"\n") {
 			t.Errorf("mkimage printed\n%s\nwant the line %s", b, line)
+		}
+		got, _ := os.ReadFile(file)
+		if want, _ := os.ReadFile(files[s.Name]); len(want) == 0 || !bytes.Equal(got, want) {
+			t.Errorf("mkimage's %s differs from the one built before (%d bytes, want %d)", filepath.Base(file), len(got), len(want))
 		}
 	}
 }

@@ -85,7 +85,7 @@ func run(bins map[string]*string, outDir, changelog, revision string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%s %s:%s %s\n", file, s.Name, release.ImageTag(cl.Version), digest)
+		fmt.Printf("%s %s %s\n", file, release.ImageRef(s, cl.Version), digest)
 	}
 	return nil
 }

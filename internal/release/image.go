@@ -195,19 +195,22 @@ func imageLayer(s ImageSpec, bin []byte, mtime time.Time) ([]byte, error) {
 }
 
 // WriteImage writes img as the archive `docker save` makes, tagged
-// NAME:ImageTag(VERSION) and NAME:latest: docker load, podman load and
-// kind load image-archive all read it.
+// NAME:ImageTag(VERSION): docker load, podman load and
+// kind load image-archive all read it. One tag only, and no latest: the
+// manifests run the version tag, and go-containerregistry writes the tags
+// of one image in random order, so a second tag would make the same image
+// a different archive from build to build.
 func WriteImage(file string, s ImageSpec, img v1.Image, version string) error {
-	refs := map[name.Reference]v1.Image{}
-	for _, tag := range []string{ImageTag(version), "latest"} {
-		// Written out in full: docker and containerd (kind) read a short
-		// name as docker.io's, as a pod's image is, but podman as
-		// localhost's.
-		ref, err := name.NewTag(ImageRegistry + "/" + s.Name + ":" + tag)
-		if err != nil {
-			return fmt.Errorf("image tag %s:%s: %w", s.Name, tag, err)
-		}
-		refs[ref] = img
+	// Written out in full: docker and containerd (kind) read a short name
+	// as docker.io's, as a pod's image is, but podman as localhost's.
+	ref, err := name.NewTag(ImageRef(s, version))
+	if err != nil {
+		return fmt.Errorf("image tag %s: %w", ImageRef(s, version), err)
 	}
-	return tarball.MultiRefWriteToFile(file, refs)
+	return tarball.WriteToFile(file, ref, img)
+}
+
+// ImageRef is the full reference an archive tags its image with.
+func ImageRef(s ImageSpec, version string) string {
+	return ImageRegistry + "/" + s.Name + ":" + ImageTag(version)
 }
