@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,13 +35,33 @@ func testImageMeta(t *testing.T) release.ImageMeta {
 	return release.ImageMeta{Version: cl.Version, Revision: "0123456789abcdef0123456789abcdef01234567", Created: cl.Date}
 }
 
-// writeImages builds both images from this run's binaries into dir, as
-// make image does, returning each archive by image name.
-func writeImages(t *testing.T, dir string, meta release.ImageMeta) map[string]string {
+// builtImages are the two archives, written once per run.
+var builtImages struct {
+	sync.Mutex
+	files map[string]string
+}
+
+// imageArchives builds both images from this run's binaries, as make
+// image does, once, returning each archive by image name.
+func imageArchives(t *testing.T) (map[string]string, release.ImageMeta) {
 	t.Helper()
+	meta := testImageMeta(t)
+	bins := map[string]string{}
+	for _, s := range release.Images {
+		bins[s.Name] = binary(t, strings.TrimPrefix(s.Package, "./"))
+	}
+	builtImages.Lock()
+	defer builtImages.Unlock()
+	if builtImages.files != nil {
+		return builtImages.files, meta
+	}
+	dir := filepath.Join(filepath.Dir(bins[nat64ctlImage]), "images")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	files := map[string]string{}
 	for _, s := range release.Images {
-		img, err := release.BuildImage(s, binary(t, strings.TrimPrefix(s.Package, "./")), meta)
+		img, err := release.BuildImage(s, bins[s.Name], meta)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,7 +71,8 @@ func writeImages(t *testing.T, dir string, meta release.ImageMeta) map[string]st
 		}
 		files[s.Name] = file
 	}
-	return files
+	builtImages.files = files
+	return files, meta
 }
 
 // Each archive, read back, is the image the manifests expect: the version
@@ -58,8 +80,7 @@ func writeImages(t *testing.T, dir string, meta release.ImageMeta) map[string]st
 // OCI labels, one layer whose binary is byte for byte the one built, and
 // nothing else in it.
 func TestImageReadBack(t *testing.T) {
-	meta := testImageMeta(t)
-	files := writeImages(t, t.TempDir(), meta)
+	files, meta := imageArchives(t)
 	tag := release.ImageTag(meta.Version)
 	for _, s := range release.Images {
 		t.Run(s.Name, func(t *testing.T) {
@@ -241,9 +262,7 @@ func TestImageLoadsInPodman(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: podman's storage in a temporary directory, without a user namespace")
 	}
-	meta := testImageMeta(t)
-	dir := t.TempDir()
-	files := writeImages(t, dir, meta)
+	files, meta := imageArchives(t)
 	// Short: podman refuses a run root of more than 50 characters.
 	store, err := os.MkdirTemp("", "n64pod")
 	if err != nil {
