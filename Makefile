@@ -6,7 +6,10 @@ BIN   := bin
 TOOLS := $(BIN)/tools
 DEPS  := ./scripts/deps.sh
 
-.PHONY: all build man generate demo test fresh-check deps-test fmt vet staticcheck unit fuzz bench soak clean
+# The release version: the top entry of deploy/debian/changelog.
+VERSION := $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' deploy/debian/changelog)
+
+.PHONY: all build man generate deb image demo test fresh-check deps-test fmt vet staticcheck unit fuzz bench soak clean
 
 all: build
 
@@ -25,6 +28,16 @@ man:
 generate:
 	$(DEPS) generate
 	$(GO) generate ./internal/fastpath
+
+## deb: bin/nat64kit_$(VERSION)_amd64.deb (dpkg-deb): both binaries built as
+## released (static, stripped), the units, /etc/nat64kit's conffiles, man pages.
+deb:
+	$(GO) run ./deploy/mkdeb -o $(BIN)
+
+## image: bin/nat64kit-coredns_$(VERSION).tar and bin/nat64kit-nat64ctl_$(VERSION).tar,
+## OCI images built without a daemon, for docker load, podman load or kind.
+image:
+	$(GO) run ./deploy/mkimage -o $(BIN)
 
 ## demo: the whole DNS64 + NAT64 flow in network namespaces (root), on
 ## corefile-examples/.

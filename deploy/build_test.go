@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/nat64kit/nat64kit/internal/release"
 )
 
 // built holds the binaries the tests build once per run, into one
@@ -18,9 +20,9 @@ var built struct {
 	errs map[string]error
 }
 
-// binary builds the package at ../pkg (nat64ctl, plugin/coredns) once
-// and returns the path of the executable, named after the package's last
-// element.
+// binary builds the package at ../pkg (nat64ctl, plugin/coredns) once,
+// with release.GoBuild, and returns the path of the executable, named
+// after the package's last element.
 func binary(t testing.TB, pkg string) string {
 	t.Helper()
 	built.Lock()
@@ -43,7 +45,9 @@ func binary(t testing.TB, pkg string) string {
 		t.Skip("no go tool to build ", pkg)
 	}
 	out := filepath.Join(built.dir, filepath.Base(pkg))
-	if b, err := exec.Command(goBin, "build", "-o", out, "../"+pkg).CombinedOutput(); err != nil {
+	// Built as released, so the package and image tests hold the very
+	// bytes make deb and make image ship.
+	if b, err := release.GoBuild(goBin, "../"+pkg, out).CombinedOutput(); err != nil {
 		built.errs[pkg] = fmt.Errorf("go build ../%s: %v\n%s", pkg, err, b)
 		t.Fatal(built.errs[pkg])
 	}

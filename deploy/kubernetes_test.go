@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -17,17 +18,30 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	sigsjson "sigs.k8s.io/json"
+
+	"github.com/nat64kit/nat64kit/internal/release"
 	"sigs.k8s.io/yaml"
 )
 
 const kubeDir = "kubernetes"
 
-// The image names the manifests use; a build or registry that publishes
-// nat64kit pushes these (docs/deploy.md).
+// The image names the manifests use: the ones make image builds.
 const (
-	corednsImage  = "nat64kit/coredns"
-	nat64ctlImage = "nat64kit/nat64ctl"
+	corednsImage  = release.CoreDNSImage
+	nat64ctlImage = release.Nat64ctlImage
 )
+
+// imageSpec is what make image builds under a name.
+func imageSpec(t *testing.T, name string) release.ImageSpec {
+	t.Helper()
+	for _, s := range release.Images {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("make image builds no %s", name)
+	return release.ImageSpec{}
+}
 
 // configMapName is the kustomize generator's name (before its hash).
 const configMapName = "nat64kit-config"
@@ -295,12 +309,39 @@ func imageName(ref string) string {
 	return ref
 }
 
+// Every container runs an image make image builds, at the tag it builds,
+// with the image's entrypoint as its command, and as the image's user, so
+// the pod and the image agree on who the process is.
 func TestManifestImages(t *testing.T) {
 	m := mustLoad(t)
+	cl, err := release.ReadChangelog(filepath.Join(debDir, "changelog"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	check := func(kind string, spec corev1.PodSpec, want string) {
+		img := imageSpec(t, want)
+		uid, err := strconv.ParseInt(strings.SplitN(img.User, ":", 2)[0], 10, 64)
+		if err != nil {
+			t.Fatalf("image %s: user %q: %v", img.Name, img.User, err)
+		}
 		for _, c := range append(spec.InitContainers, spec.Containers...) {
 			if imageName(c.Image) != want {
 				t.Errorf("%s container %s: image %q, want %s", kind, c.Name, c.Image, want)
+			}
+			if !slices.Equal(c.Command, img.Entrypoint()) {
+				t.Errorf("%s container %s: command %q, want the image's entrypoint %q", kind, c.Name, c.Command, img.Entrypoint())
+			}
+			runAs := (*int64)(nil)
+			if spec.SecurityContext != nil {
+				runAs = spec.SecurityContext.RunAsUser
+			}
+			if c.SecurityContext != nil && c.SecurityContext.RunAsUser != nil {
+				runAs = c.SecurityContext.RunAsUser
+			}
+			if runAs == nil {
+				t.Errorf("%s container %s: no runAsUser, want %d, the image's user %s", kind, c.Name, uid, img.User)
+			} else if *runAs != uid {
+				t.Errorf("%s container %s: runAsUser %d, want %d, the image's user %s", kind, c.Name, *runAs, uid, img.User)
 			}
 		}
 	}
@@ -313,6 +354,11 @@ func TestManifestImages(t *testing.T) {
 	var names []string
 	for _, im := range m.kust.Images {
 		names = append(names, im.Name)
+		// The version tag, not latest: kind and a node that loaded the
+		// archive use it as it is (IfNotPresent), where :latest is pulled.
+		if want := release.ImageTag(cl.Version); im.NewTag != want {
+			t.Errorf("kustomization images: %s tag %q, want %q (deploy/debian/changelog's version, which make image tags)", im.Name, im.NewTag, want)
+		}
 	}
 	slices.Sort(names)
 	if !slices.Equal(names, []string{corednsImage, nat64ctlImage}) {
@@ -360,9 +406,6 @@ func TestManifestWiring(t *testing.T) {
 		spec := d.Spec.Template.Spec
 		dir := configDir(what, spec)
 		c := spec.Containers[0]
-		if !slices.Equal(c.Command, []string{"/usr/local/bin/coredns"}) {
-			t.Errorf("%s: command %q, want /usr/local/bin/coredns (where the image must have it)", what, c.Command)
-		}
 		if !slices.Equal(c.Args, []string{"-conf", dir + "/Corefile"}) || c.WorkingDir != dir {
 			t.Errorf("%s: args %q in %s; want -conf %s/Corefile run in %s (where instances nat64.toml resolves)", what, c.Args, c.WorkingDir, dir, dir)
 		}
@@ -422,9 +465,6 @@ func TestManifestWiring(t *testing.T) {
 		}
 		c := spec.Containers[0]
 		dir := configDir(what, spec)
-		if !slices.Equal(c.Command, []string{"/usr/local/bin/nat64ctl"}) {
-			t.Errorf("%s: command %q, want /usr/local/bin/nat64ctl (where the image must have it)", what, c.Command)
-		}
 		if !slices.Equal(c.Args, []string{"run", "-c", dir + "/nat64.toml", "--instance", "$(NODE_NAME)"}) {
 			t.Errorf("%s: args %q", what, c.Args)
 		}

@@ -16,11 +16,13 @@ cd "$(dirname "$0")/.."
 # and links (iproute2), the clients the end-to-end tests and the demo use
 # (ping, dig, curl), ethtool for the TUN offload checks, systemd for
 # `systemd-analyze verify` of the units in deploy/systemd, bird2 for the BGP
-# test of corefile-examples/bird.conf; clang, llvm and libbpf-dev let a test
+# test of corefile-examples/bird.conf, lintian for the Debian package of
+# `make deb` (dpkg-deb comes with dpkg), podman, which loads the images of
+# `make image` as a real loader would; clang, llvm and libbpf-dev let a test
 # rebuild the fast path's BPF object and compare it with the committed one.
 declare -A APT=(
   [demo]="iproute2 iputils-ping dnsutils curl"
-  [test]="iproute2 iputils-ping dnsutils curl ethtool systemd bird2 clang llvm libbpf-dev"
+  [test]="iproute2 iputils-ping dnsutils curl ethtool systemd bird2 lintian podman clang llvm libbpf-dev"
   [bench]="iproute2 iputils-ping dnsutils curl iperf3 tayga dnsperf unbound"
   [generate]="clang llvm libbpf-dev"
 )
