@@ -22,24 +22,29 @@ func stateConfig(in *nat64conf.Instance) *state.Config {
 	}
 }
 
-// xlatConfig is the translators' half. shares is how many Translators the
-// instance runs (one per worker, and the expiry's): each limits its own
-// ICMP errors without locks, so each gets its share of the instance's rate
-// and burst, rounded up. The instance as a whole then originates about
-// what nat64.toml says, as the kernel's own limit is one per host.
-func xlatConfig(in *nat64conf.Instance, shares int) *xlat.Config {
-	shares = max(shares, 1)
+// xlatConfig is the translators' half. The instance's Translators (one per
+// worker, and the expiry's) share one ICMP error bucket, so nat64.toml's
+// rate is the instance's whichever queue a flood lands on, as the kernel's
+// own limit is one per host; and one fragment store, since the fragments
+// of a datagram may reach different TUN queues (see xlat.Fragments).
+func xlatConfig(in *nat64conf.Instance) *xlat.Config {
+	c := limitsConfig(in)
+	c.FragmentTimeout = in.FragmentTimeout
+	c.ErrorLimit = xlat.NewErrorLimit(in.ICMPErrorRate, in.ICMPErrorBurst)
+	c.Fragments = xlat.NewFragments(in.FragmentTimeout)
+	return c
+}
+
+// limitsConfig is the part of the translators' half the kernel fast path
+// shares: prefix, MTUs and the zero-checksum rule, nothing with state.
+func limitsConfig(in *nat64conf.Instance) *xlat.Config {
 	return &xlat.Config{
 		Prefix:              in.Prefix,
 		MTU:                 in.MTU,
 		IPv4MTU:             in.IPv4MTU,
 		LowestIPv6MTU:       in.LowestIPv6MTU,
 		DropZeroChecksumUDP: in.DropZeroChecksumUDP,
-		ICMPErrorRate:       (in.ICMPErrorRate + shares - 1) / shares,
-		ICMPErrorBurst:      (in.ICMPErrorBurst + shares - 1) / shares,
-		FragmentTimeout:     in.FragmentTimeout,
-		// One for the instance: the fragments of a datagram may reach
-		// different TUN queues (see xlat.Fragments).
-		Fragments: xlat.NewFragments(in.FragmentTimeout),
+		ICMPErrorRate:       in.ICMPErrorRate,
+		ICMPErrorBurst:      in.ICMPErrorBurst,
 	}
 }

@@ -170,7 +170,7 @@ func Start(opts Options) (d *Daemon, err error) {
 		d.fast = &fastPath{mode: nat64conf.FastPathOff, reason: "test devices"}
 	}
 
-	xc := xlatConfig(in, len(devs)+1) // the workers and the expiry
+	xc := xlatConfig(in) // for the workers and the expiry
 	d.expirer, d.expireOut = xlat.New(xc, d.table), xlat.NewOutput()
 	spare := max(in.MTU, nat64.MinIPv6MTU) + tunio.WriteOffset + 64
 	for _, dev := range devs {

@@ -60,7 +60,7 @@ func loadFastPath(in *nat64conf.Instance) (*fastpath.FastPath, error) {
 	}
 	// The MTUs as the translators resolve them, so both paths agree on
 	// what is too big.
-	xc := xlatConfig(in, 1).Resolved()
+	xc := limitsConfig(in).Resolved()
 	fp, err := fastpath.Load(fastpath.Config{
 		Ifindex:       ifc.Index,
 		MaxSessions:   in.MaxSessions,

@@ -1,13 +1,38 @@
 package xlat
 
 import (
+	"sync"
 	"time"
 
 	"github.com/nat64kit/nat64kit/internal/nat64"
 )
 
-// errLimiter is a token bucket over the ICMP errors one Translator
-// originates (RFC 4443 §2.4(f), RFC 1812 §4.3.2.8; the defaults, and why,
+// ErrorLimit limits the ICMP errors an instance originates, one bucket
+// for all its Translators: nat64.toml's icmp_error_rate is the instance's,
+// whichever worker a flood lands on. Errors are the rare path, so a mutex
+// costs nothing a normal packet pays; in a flood the workers meet on it
+// only for packets they drop anyway.
+type ErrorLimit struct {
+	mu sync.Mutex
+	b  errLimiter
+}
+
+// NewErrorLimit makes a full bucket of rate errors per second in bursts of
+// burst (values below 1 take the defaults).
+func NewErrorLimit(rate, burst int) *ErrorLimit {
+	l := &ErrorLimit{}
+	l.b.init(rate, burst)
+	return l
+}
+
+func (l *ErrorLimit) allow(now int64) bool {
+	l.mu.Lock()
+	ok := l.b.allow(now)
+	l.mu.Unlock()
+	return ok
+}
+
+// errLimiter is a token bucket over the ICMP errors originated (RFC 4443 §2.4(f), RFC 1812 §4.3.2.8; the defaults, and why,
 // are at nat64.DefaultICMPErrorRate). Credit is kept in nanoseconds of the
 // monotonic clock Process is given, so refilling is a subtraction and a
 // min, with no division on the packet path and no rounding drift: a token

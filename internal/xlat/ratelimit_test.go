@@ -188,3 +188,27 @@ func TestNoBindingErrorsLimited(t *testing.T) {
 		t.Errorf("no_binding %d, sent %d, suppressed %d; want %d, 50, %d", c.Drops[nat64.NoBinding], c.ICMPErrors, c.ICMPErrorsSuppressed, n, n-50)
 	}
 }
+
+// Translators made with one Config.ErrorLimit draw on one bucket: the
+// instance's rate holds whichever worker a flood lands on.
+func TestErrorLimitSharedByTranslators(t *testing.T) {
+	shared := NewErrorLimit(100, 10)
+	share := func(in *testConfig) { in.ErrorLimit = shared }
+	a, b := newTestTranslator(t, share), newTestTranslator(t, share)
+	now := int64(time.Hour)
+	for i := range 10 {
+		tr := a
+		if i%2 == 1 {
+			tr = b
+		}
+		if !tr.errLimit.allow(now) {
+			t.Fatalf("error %d of a burst of 10 refused", i+1)
+		}
+	}
+	if a.errLimit.allow(now) || b.errLimit.allow(now) {
+		t.Fatal("an 11th error in the same instant allowed: the translators do not share the bucket")
+	}
+	if !b.errLimit.allow(now + int64(10*time.Millisecond)) {
+		t.Fatal("no token after 10 ms at 100/s")
+	}
+}

@@ -52,7 +52,7 @@ type Translator struct {
 	wholeHdr  [40]byte
 	wholeFrag uint32                     // the Fragment header identification of the datagram in whole
 	pieces    [reasmMaxPieces]reasmPiece // the ranges of parked fragments being released
-	errLimit  errLimiter                 // the ICMP errors the translator originates
+	errLimit  *ErrorLimit                // the ICMP errors the translator originates
 	now       int64                      // the time Process (or PortUnreachable) was given
 	x6        packet6to4                 // the packet from6 is working on
 	x4        packet4to6                 // the packet from4 is working on
@@ -72,9 +72,14 @@ type Config struct {
 	// ICMPErrorRate and ICMPErrorBurst limit the ICMP errors this
 	// Translator originates (RFC 4443 §2.4(f), RFC 1812 §4.3.2.8): a token
 	// bucket of ICMPErrorBurst tokens refilled at ICMPErrorRate a second.
-	// 0 takes nat64.DefaultICMPErrorRate / DefaultICMPErrorBurst.
+	// 0 takes nat64.DefaultICMPErrorRate / DefaultICMPErrorBurst. Only
+	// for a Translator that makes its own ErrorLimit.
 	ICMPErrorRate  int
 	ICMPErrorBurst int
+	// ErrorLimit, when set, is the bucket every Translator made with this
+	// Config shares, so the rate is the instance's. nil: each Translator
+	// makes its own from ICMPErrorRate and ICMPErrorBurst.
+	ErrorLimit *ErrorLimit
 	// FragmentTimeout is how long fragments wait for the rest of their
 	// datagram (reassembly of ICMP, and the fragment table that lets
 	// later TCP and UDP fragments follow the first); 0: FragmentTimeout.
@@ -116,7 +121,10 @@ func New(in *Config, tbl *state.Table) *Translator {
 		lowMTU6:     c.LowestIPv6MTU,
 		dropZeroUDP: c.DropZeroChecksumUDP,
 	}
-	t.errLimit.init(c.ICMPErrorRate, c.ICMPErrorBurst)
+	t.errLimit = c.ErrorLimit
+	if t.errLimit == nil {
+		t.errLimit = NewErrorLimit(c.ICMPErrorRate, c.ICMPErrorBurst)
+	}
 	t.frags = c.Fragments
 	if t.frags == nil {
 		t.frags = NewFragments(c.FragmentTimeout)
