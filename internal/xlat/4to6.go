@@ -430,16 +430,9 @@ func (t *Translator) reassemble4(x *packet4to6, now int64, out *Output) nat64.Dr
 
 // park4 is park6 for an IPv4 fragment.
 func (t *Translator) park4(x *packet4to6, now int64, out *Output) nat64.DropReason {
-	in := &x.in
-	data := x.p[in.L4Off:in.Len]
-	if len(data) == 0 || in.MoreFrags && len(data)%8 != 0 {
-		return nat64.MalformedIPv4
-	}
-	f := fragment{key: &x.frag, hdr: x.p[:packet.IPv4MinHeader], data: data, off: in.FragOffset, more: in.MoreFrags}
-	if _, r := t.frags.add(&f, now, &t.Counters, nil, nil); r != nat64.Translated {
+	if r := t.hold(&x.frag, x.p[:packet.IPv4MinHeader], x.p, &x.in, nat64.MalformedIPv4, now); r != nat64.Translated {
 		return r
 	}
-	t.Counters.FragmentsHeld++
 	x.parked = true
 	if !x.hairpin && t.frags.lookup(&x.frag, now, &x.dst6) {
 		t.prefix.EmbedTo(&x.src6, x.src4)

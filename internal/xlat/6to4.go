@@ -359,16 +359,9 @@ func (t *Translator) fragment4(p []byte, out *Output) nat64.DropReason {
 // (RFC 6146 §4: fragments may arrive out of order) until the first one is
 // translated, or the fragment timeout drops it as fragment_no_state.
 func (t *Translator) park6(x *packet6to4, now int64, out *Output) nat64.DropReason {
-	in := &x.in
-	data := x.p[in.L4Off:in.Len]
-	if len(data) == 0 || in.MoreFrags && len(data)%8 != 0 {
-		return nat64.MalformedIPv6
-	}
-	f := fragment{key: &x.frag, hdr: x.p[:packet.IPv6HeaderLen], data: data, off: in.FragOffset, more: in.MoreFrags}
-	if _, r := t.frags.add(&f, now, &t.Counters, nil, nil); r != nat64.Translated {
+	if r := t.hold(&x.frag, x.p[:packet.IPv6HeaderLen], x.p, &x.in, nat64.MalformedIPv6, now); r != nat64.Translated {
 		return r
 	}
-	t.Counters.FragmentsHeld++
 	x.parked = true
 	// The first fragment may have been translated by another worker since
 	// the lookup, and found nothing parked yet: then this one releases.
@@ -409,4 +402,20 @@ func (t *Translator) releaseParked6(x *packet6to4, out *Output) {
 			t.count(SixToFour, x.in.Proto, b)
 		}
 	}
+}
+
+// hold parks the fragment p (header hdr) in the instance's fragment store
+// until its first fragment is translated. A non-final fragment whose data
+// is not a multiple of 8 bytes is malformed.
+func (t *Translator) hold(key *fragKey, hdr, p []byte, in *packet.Info, malformed nat64.DropReason, now int64) nat64.DropReason {
+	data := p[in.L4Off:in.Len]
+	if len(data) == 0 || in.MoreFrags && len(data)%8 != 0 {
+		return malformed
+	}
+	f := fragment{key: key, hdr: hdr, data: data, off: in.FragOffset, more: in.MoreFrags}
+	if _, r := t.frags.add(&f, now, &t.Counters, nil, nil); r != nat64.Translated {
+		return r
+	}
+	t.Counters.FragmentsHeld++
+	return nat64.Translated
 }
