@@ -104,33 +104,41 @@ $TTL 300
 80      IN PTR www.example.
 `
 
-var (
-	buildOnce sync.Once
-	bins      [2]string
-	buildErr  error
-)
+// binaries builds nat64ctl and CoreDNS once per test run, with the go
+// build flags given.
+type binaries struct {
+	flags []string
+	once  sync.Once
+	paths [2]string
+	err   error
+}
 
-func build(t *testing.T) (nat64ctl, coredns string) {
+func (b *binaries) get(t *testing.T) (nat64ctl, coredns string) {
 	t.Helper()
-	buildOnce.Do(func() {
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "nat64kit-e2e-bin")
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
 		for i, pkg := range []string{"nat64ctl", "plugin/coredns"} {
-			bins[i] = filepath.Join(dir, filepath.Base(pkg))
-			if out, err := exec.Command("go", "build", "-o", bins[i], "../../"+pkg).CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+			b.paths[i] = filepath.Join(dir, filepath.Base(pkg))
+			args := append(append([]string{"build"}, b.flags...), "-o", b.paths[i], "../../"+pkg)
+			if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+				b.err = fmt.Errorf("go %v: %v\n%s", args, err, out)
 				return
 			}
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return bins[0], bins[1]
+	return b.paths[0], b.paths[1]
 }
+
+var plainBinaries = &binaries{}
+
+func build(t *testing.T) (nat64ctl, coredns string) { return plainBinaries.get(t) }
 
 // worldFiles are what a world runs: its nat64.toml and Corefile, the
 // binaries of nat64ctl and CoreDNS, and the translators' --fastpath.

@@ -86,35 +86,11 @@ const soakCorefile = `. {
 }
 `
 
-var (
-	raceOnce sync.Once
-	raceBins [2]string
-	raceErr  error
-)
-
 // buildRace builds nat64ctl and CoreDNS with the race detector, so a data
 // race in either shows in its log.
-func buildRace(t *testing.T) (nat64ctl, coredns string) {
-	t.Helper()
-	raceOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "nat64kit-soak-bin")
-		if err != nil {
-			raceErr = err
-			return
-		}
-		for i, pkg := range []string{"nat64ctl", "plugin/coredns"} {
-			raceBins[i] = filepath.Join(dir, filepath.Base(pkg))
-			if out, err := exec.Command("go", "build", "-race", "-o", raceBins[i], "../../"+pkg).CombinedOutput(); err != nil {
-				raceErr = fmt.Errorf("go build -race %s: %v\n%s", pkg, err, out)
-				return
-			}
-		}
-	})
-	if raceErr != nil {
-		t.Fatal(raceErr)
-	}
-	return raceBins[0], raceBins[1]
-}
+func buildRace(t *testing.T) (nat64ctl, coredns string) { return raceBinaries.get(t) }
+
+var raceBinaries = &binaries{flags: []string{"-race"}}
 
 // soakDuration is SOAK_DURATION, 60 s by default.
 func soakDuration(t *testing.T) time.Duration {
