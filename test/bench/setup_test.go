@@ -1,8 +1,6 @@
 package bench
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -27,16 +25,7 @@ import (
 // the time from the first packet to the last growth.
 func udpSetupRate(t *testing.T, p *path, n int) float64 {
 	p.client.AddAddr("c0", "2001:db8:1::4/64")
-	sessions := func() int {
-		out, err := p.xlat.Exec(context.Background(), "curl", "-s", "http://127.0.0.1:9164/api/v1/stats")
-		var st struct {
-			Sessions map[string]int `json:"sessions"`
-		}
-		if err != nil || json.Unmarshal([]byte(out), &st) != nil {
-			t.Errorf("stats: %v %s", err, out)
-		}
-		return st.Sessions["udp"]
-	}
+	sessions := func() int { return nat64ctlStats(t, p).Sessions["udp"] }
 	base := sessions()
 	start := time.Now()
 	if err := p.client.Do(func() error { return sendFlowsFrom("2001:db8:1::4", n) }); err != nil {

@@ -228,17 +228,7 @@ func measure(t *testing.T, pe peer) figures {
 // fastShare is the share of all packets translated so far that the
 // kernel fast path carried.
 func fastShare(t *testing.T, p *path) float64 {
-	out, err := p.xlat.Exec(context.Background(), "curl", "-s", "http://127.0.0.1:9164/api/v1/stats")
-	var st struct {
-		Packets  map[string]uint64 `json:"packets"`
-		FastPath struct {
-			Packets map[string]uint64 `json:"packets"`
-		} `json:"fastpath"`
-	}
-	if err != nil || json.Unmarshal([]byte(out), &st) != nil {
-		t.Errorf("stats: %v %s", err, out)
-		return 0
-	}
+	st := nat64ctlStats(t, p)
 	var all, fast uint64
 	for k, v := range st.Packets {
 		all += v
@@ -248,6 +238,25 @@ func fastShare(t *testing.T, p *path) float64 {
 		return 0
 	}
 	return float64(fast) / float64(all)
+}
+
+// benchStats is the part of nat64ctl's /api/v1/stats the bench reads.
+type benchStats struct {
+	Sessions map[string]int    `json:"sessions"`
+	Packets  map[string]uint64 `json:"packets"`
+	FastPath struct {
+		Packets map[string]uint64 `json:"packets"`
+	} `json:"fastpath"`
+}
+
+// nat64ctlStats reads the translator's counters from its control API.
+func nat64ctlStats(t *testing.T, p *path) benchStats {
+	out, err := p.xlat.Exec(context.Background(), "curl", "-s", "http://127.0.0.1:9164/api/v1/stats")
+	var st benchStats
+	if err != nil || json.Unmarshal([]byte(out), &st) != nil {
+		t.Errorf("stats: %v %s", err, out)
+	}
+	return st
 }
 
 // udpRounds is how many iperf3 UDP runs make a UDP figure (their median):
@@ -343,16 +352,7 @@ func rssMiB(pid int) float64 {
 // packet the kernel dropped on the way is simply sent again.
 func manySessions(t *testing.T, p *path, pid, n int) (int, float64) {
 	p.client.AddAddr("c0", "2001:db8:1::3/64")
-	sessions := func() int {
-		out, err := p.xlat.Exec(context.Background(), "curl", "-s", "http://127.0.0.1:9164/api/v1/stats")
-		var st struct {
-			Sessions map[string]int `json:"sessions"`
-		}
-		if err != nil || json.Unmarshal([]byte(out), &st) != nil {
-			t.Errorf("stats: %v %s", err, out)
-		}
-		return st.Sessions["udp"]
-	}
+	sessions := func() int { return nat64ctlStats(t, p).Sessions["udp"] }
 	base, held := sessions(), 0
 	for pass := 0; pass < 4 && held < n; pass++ {
 		err := p.client.Do(func() error { return sendFlows(n) })
