@@ -208,8 +208,15 @@ func testRunTranslates(t *testing.T, mode string) {
 	// of its two TUN queues each reaches, and sent on as fragments.
 	for _, size := range []int{3000, 8000} {
 		t.Run(fmt.Sprintf("ping -s %d", size), func(t *testing.T) {
+			before := x.stats(t)
 			if err := bigPing(ctx, tp.Client, server, size); err != nil {
 				t.Error(err)
+			}
+			// 3 requests and 3 replies, each held in fragments and then
+			// translated whole; no fast path takes a fragment.
+			after := x.stats(t)
+			if got := after.Reassembled - before.Reassembled; got < 6 || after.FragmentsHeld-before.FragmentsHeld < got {
+				t.Errorf("stats: %d datagrams reassembled from %d fragments held; want at least 6, from at least as many", got, after.FragmentsHeld-before.FragmentsHeld)
 			}
 		})
 		t.Run(fmt.Sprintf("ping -s %d from IPv4 through static BIB", size), func(t *testing.T) {

@@ -42,6 +42,7 @@ packets, sessions and BIB entries per protocol, and pool4 use.`,
 		fmt.Fprintf(w, "instance %s: %s, up %s\n", s.Instance, health, s.Uptime.Duration().Round(time.Second))
 		fmt.Fprintf(w, "pool4: %d of %d ports in use\n", s.Pool4PortsInUse, s.Pool4Ports)
 		fmt.Fprintf(w, "ICMP errors sent: %d, suppressed by the rate limit: %d, hairpinned: %d\n", s.ICMPErrors, s.ICMPErrorsSuppressed, s.Hairpinned)
+		fmt.Fprintf(w, "ICMP fragments held for reassembly: %d, datagrams reassembled: %d\n", s.FragmentsHeld, s.Reassembled)
 		fp := s.FastPath
 		switch {
 		case fp == nil:

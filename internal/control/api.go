@@ -67,6 +67,12 @@ type Stats struct {
 	// (icmp_error_rate, icmp_error_burst) refused to send.
 	ICMPErrorsSuppressed uint64 `json:"icmp_errors_suppressed"`
 	Hairpinned           uint64 `json:"hairpinned"`
+	// FragmentsHeld counts the ICMP fragments taken into reassembly (the
+	// checksum covers the whole datagram); Reassembled the datagrams
+	// completed from them. What was not completed is under the
+	// reassembly_* drops.
+	FragmentsHeld uint64 `json:"fragments_held"`
+	Reassembled   uint64 `json:"reassembled"`
 
 	Sessions        map[string]int `json:"sessions"` // by protocol
 	BIBEntries      map[string]int `json:"bib_entries"`

@@ -147,7 +147,7 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-func TestMetricsICMPErrorsSuppressed(t *testing.T) {
+func TestMetricsICMPErrorsAndFragments(t *testing.T) {
 	c := start(t, &controltest.Backend{})
 	resp, err := http.Get("http://" + c.Addr + control.PathMetrics)
 	if err != nil {
@@ -155,7 +155,8 @@ func TestMetricsICMPErrorsSuppressed(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"nat64ctl_icmp_errors_sent_total 4", "nat64ctl_icmp_errors_suppressed_total 2"} {
+	for _, want := range []string{"nat64ctl_icmp_errors_sent_total 4", "nat64ctl_icmp_errors_suppressed_total 2",
+		"nat64ctl_fragments_held_total 3", "nat64ctl_reassembled_total 1"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
 		}

@@ -14,6 +14,8 @@ type collector struct {
 	packets, bytes, drops *prometheus.Desc
 	icmpErrors, hairpins  *prometheus.Desc
 	icmpSuppressed        *prometheus.Desc
+	fragmentsHeld         *prometheus.Desc
+	reassembled           *prometheus.Desc
 	sessions, bib         *prometheus.Desc
 	portsInUse, ports, up *prometheus.Desc
 	batches               *prometheus.Desc
@@ -37,6 +39,8 @@ func newCollector(b Backend) *collector {
 		icmpErrors:     d("icmp_errors_sent_total", "ICMP errors the translator originated (Time Exceeded, Packet Too Big, ...)."),
 		hairpins:       d("hairpinned_total", "IPv6 packets to a pool4 address sent back to the IPv6 side."),
 		icmpSuppressed: d("icmp_errors_suppressed_total", "ICMP errors the translator would have originated but its rate limit refused."),
+		fragmentsHeld:  d("fragments_held_total", "ICMP fragments taken into reassembly."),
+		reassembled:    d("reassembled_total", "Datagrams reassembled from the fragments held."),
 		sessions:       d("sessions", "Sessions in the table, by protocol.", "proto"),
 		bib:            d("bib_entries", "BIB entries, by protocol.", "proto"),
 		portsInUse:     d("pool4_ports_in_use", "pool4 transport addresses bound by BIB entries."),
@@ -53,7 +57,7 @@ func newCollector(b Backend) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.icmpErrors, c.icmpSuppressed, c.hairpins, c.sessions, c.bib, c.portsInUse, c.ports, c.up, c.batches, c.fastActive, c.fastSessions, c.fastPackets, c.fastBytes, c.fastPass, c.fastDropped} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.icmpErrors, c.icmpSuppressed, c.fragmentsHeld, c.reassembled, c.hairpins, c.sessions, c.bib, c.portsInUse, c.ports, c.up, c.batches, c.fastActive, c.fastSessions, c.fastPackets, c.fastBytes, c.fastPass, c.fastDropped} {
 		ch <- d
 	}
 }
@@ -73,6 +77,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.icmpErrors, prometheus.CounterValue, float64(s.ICMPErrors))
 	ch <- prometheus.MustNewConstMetric(c.icmpSuppressed, prometheus.CounterValue, float64(s.ICMPErrorsSuppressed))
+	ch <- prometheus.MustNewConstMetric(c.fragmentsHeld, prometheus.CounterValue, float64(s.FragmentsHeld))
+	ch <- prometheus.MustNewConstMetric(c.reassembled, prometheus.CounterValue, float64(s.Reassembled))
 	ch <- prometheus.MustNewConstMetric(c.hairpins, prometheus.CounterValue, float64(s.Hairpinned))
 	for p, v := range s.Sessions {
 		ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(v), p)

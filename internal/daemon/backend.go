@@ -85,6 +85,8 @@ func (b backend) Stats() control.Stats {
 		Hairpinned:  c.Hairpinned,
 
 		ICMPErrorsSuppressed: c.ICMPErrorsSuppressed,
+		FragmentsHeld:        c.FragmentsHeld,
+		Reassembled:          c.Reassembled,
 	}
 	for dir := xlat.Direction(0); dir < xlat.NumDirections; dir++ {
 		for _, p := range nat64.Transports {

@@ -76,6 +76,8 @@ func (f *Backend) Stats() control.Stats {
 
 		ICMPErrors:           4,
 		ICMPErrorsSuppressed: 2,
+		FragmentsHeld:        3,
+		Reassembled:          1,
 		// 7 of the 9 4to6/tcp packets went through the kernel fast path.
 		FastPath: &control.FastPathStats{
 			Mode: "auto", Active: true, Sessions: 1,
