@@ -403,24 +403,22 @@ func (s *soak) fragUDPRound() {
 	}
 }
 
-func (s *soak) pingRound() {
-	for i := range soakInstances {
-		begun := s.since()
-		s.flows[i].Add(1)
-		_, err := s.w.client.Exec(context.Background(), "ping", "-6", "-n", "-c", "2", "-i", "0.2", "-W", "1", soakTarget[i].String())
-		s.count(&s.ping[i], i, begun, err)
-	}
-}
+// pingRound pings each translator's target twice; one reply of the two
+// counts as answered, as ping's own exit status says.
+func (s *soak) pingRound() { s.pingEach(&s.ping) }
 
 // ping3000Round: an ICMPv6 echo of 3000 bytes is fragmented, and the
 // translator reassembles it (the ICMP checksum covers the whole datagram)
 // before it translates it; the reply comes back the same way.
-func (s *soak) ping3000Round() {
+func (s *soak) ping3000Round() { s.pingEach(&s.ping3000, "-s", "3000") }
+
+func (s *soak) pingEach(tallies *[2]tally, extra ...string) {
 	for i := range soakInstances {
 		begun := s.since()
 		s.flows[i].Add(1)
-		_, err := s.w.client.Exec(context.Background(), "ping", "-6", "-n", "-c", "2", "-i", "0.2", "-W", "1", "-s", "3000", soakTarget[i].String())
-		s.count(&s.ping3000[i], i, begun, err)
+		args := append([]string{"ping", "-6", "-n", "-c", "2", "-i", "0.2", "-W", "1"}, extra...)
+		_, err := s.w.client.Exec(context.Background(), append(args, soakTarget[i].String())...)
+		s.count(&tallies[i], i, begun, err)
 	}
 }
 
